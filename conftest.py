@@ -1,0 +1,10 @@
+"""Test-suite settings shared by the unit tests and the notebooks nbval executes.
+
+The notebook kernels inherit this process's environment when they start, so setting the
+variables here switches every notebook to quick mode without touching its cells.
+"""
+
+import os
+
+os.environ.setdefault("COURSE_QUICK", "1")  # small-scale experiments (course_lib.runtime.scale)
+os.environ.setdefault("MPLBACKEND", "Agg")  # no window; notebooks switch to inline themselves

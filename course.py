@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Set up the course and run it: the two commands of the README.
+
+    python3 course.py lab     create .venv if absent, install the course into it, open JupyterLab on lectures/
+    python3 course.py test    the same set-up, then every test: unit tests, all notebooks through nbval,
+                              the exercise checks (quick mode)
+
+Both are safe to run again: the virtual environment is created once, and the install step runs
+again only when pyproject.toml has changed since the last successful install. Arguments after
+the command go to JupyterLab or pytest, e.g. ``python3 course.py test -k lecture01 -x``.
+
+Only the standard library is used here, so this file runs with any Python 3.10+ before anything
+is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / "course-install.stamp"
+MIN_PYTHON = (3, 10)
+
+
+def venv_executable(name: str) -> Path:
+    """Path of an executable inside .venv (bin/ on Linux and macOS, Scripts/ on Windows)."""
+    folder = "Scripts" if os.name == "nt" else "bin"
+    suffix = ".exe" if os.name == "nt" else ""
+    return VENV / folder / f"{name}{suffix}"
+
+
+def install_fingerprint() -> str:
+    """What the environment was built from: the package's metadata and dependencies."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_environment() -> Path:
+    """Create .venv if needed and install the course into it; return its python."""
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"course.py needs Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer; this is {sys.version.split()[0]}.")
+    python = venv_executable("python")
+    if not python.exists():
+        print(f"Creating the virtual environment {VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+    if STAMP.exists() and STAMP.read_text().strip() == install_fingerprint():
+        return python
+    print(
+        "Installing the course and its dependencies into .venv.\n"
+        "The first install downloads PyTorch with its CUDA libraries (about 5 GB); "
+        "later runs reuse it.",
+        flush=True,
+    )
+    start = time.perf_counter()
+    subprocess.run([str(python), "-m", "pip", "install", "--upgrade", "pip"], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--editable", str(ROOT)], check=True)
+    STAMP.write_text(install_fingerprint() + "\n")
+    print(f"Installed in {time.perf_counter() - start:.0f} s.", flush=True)
+    return python
+
+
+def run_lab(python: Path, extra: list[str]) -> int:
+    """Start JupyterLab with the repository as its root, showing lectures/."""
+    command = [
+        str(python), "-m", "jupyter", "lab",
+        f"--ServerApp.root_dir={ROOT}",
+        "--ServerApp.default_url=/lab/tree/lectures",
+        *extra,
+    ]
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def run_tests(python: Path, extra: list[str]) -> int:
+    """Run the whole suite in quick mode (conftest.py switches it on)."""
+    return subprocess.run([str(python), "-m", "pytest", *extra], cwd=ROOT).returncode
+
+
+COMMANDS = {"lab": run_lab, "test": run_tests}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        print(f"usage: python3 course.py {{{','.join(COMMANDS)}}} [arguments for JupyterLab or pytest]")
+        return 2
+    python = ensure_environment()
+    return COMMANDS[argv[0]](python, argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,204 @@
+"""Exercise notebooks generated from solution notebooks: one source, two audiences.
+
+``solutions/NN_topic.ipynb`` is written once, with nbgrader's markers and cell metadata:
+
+- an **answer** sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` in a cell whose metadata
+  says ``"nbgrader": {"solution": true, "grade_id": "<part>-answer", ...}``; an optional
+  ``"course": {"hint": "..."}`` in the same cell becomes the message of the student's error;
+- a **graded part** is a test cell with ``"nbgrader": {"grade": true, "grade_id": "<part>",
+  "points": P}``: its visible asserts stay for the student; checks between
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are the instructor's alone.
+
+`make_exercise` turns such a notebook into ``exercises/NN_topic.ipynb``: every answer becomes
+
+    # YOUR CODE HERE
+    raise NotImplementedError("<hint>")
+
+at the marker's indentation (a Markdown answer becomes "YOUR ANSWER HERE"), every hidden test is
+removed, outputs are cleared, and the metadata (part ids, points) is kept so a grader can match the
+student's cells to the solution's. ``course-make-exercises`` regenerates the whole folder;
+``--check`` only reports whether the committed exercises are up to date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError({hint!r})"]
+TEXT_STUB = "YOUR ANSWER HERE"
+DEFAULT_HINT = "replace this line with your answer"
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Region:
+    """Lines ``begin``..``end`` (the two marker lines included) of a cell's source."""
+
+    begin: int
+    end: int
+    indent: str
+
+
+def find_regions(source: str, begin_marker: str, end_marker: str, where: str = "cell") -> list[Region]:
+    """The marked regions of ``source``; unbalanced or nested markers are an error naming ``where``."""
+    regions, opened = [], None
+    for number, line in enumerate(source.splitlines()):
+        text = line.strip()
+        if text == begin_marker:
+            if opened is not None:
+                raise ValueError(f"{where}: '{begin_marker}' on line {number + 1} inside another region")
+            opened = (number, line[: len(line) - len(line.lstrip())])
+        elif text == end_marker:
+            if opened is None:
+                raise ValueError(f"{where}: '{end_marker}' on line {number + 1} without a '{begin_marker}'")
+            regions.append(Region(opened[0], number, opened[1]))
+            opened = None
+    if opened is not None:
+        raise ValueError(f"{where}: '{begin_marker}' on line {opened[0] + 1} is never closed")
+    return regions
+
+
+def _replace_regions(source: str, regions: list[Region], replacement: list[str] | None) -> str:
+    if not regions:
+        return source
+    lines = source.splitlines()
+    for region in reversed(regions):
+        new = [region.indent + text for text in replacement] if replacement is not None else []
+        lines[region.begin: region.end + 1] = new
+    return "\n".join(lines)
+
+
+def clear_solutions(source: str, hint: str = DEFAULT_HINT, markdown: bool = False, where: str = "cell") -> str:
+    """``source`` with every solution region replaced by the student's stub."""
+    regions = find_regions(source, BEGIN_SOLUTION, END_SOLUTION, where)
+    stub = [TEXT_STUB] if markdown else [CODE_STUB[0], CODE_STUB[1].format(hint=hint)]
+    return _replace_regions(source, regions, stub)
+
+
+def remove_hidden_tests(source: str, where: str = "cell") -> str:
+    """``source`` without its hidden-test regions (markers included)."""
+    return _replace_regions(source, find_regions(source, BEGIN_HIDDEN, END_HIDDEN, where), None)
+
+
+def solution_texts(source: str, where: str = "cell") -> list[str]:
+    """The answer code of each solution region (markers excluded), to check that none leaks."""
+    lines = source.splitlines()
+    return ["\n".join(lines[r.begin + 1: r.end]) for r in find_regions(source, BEGIN_SOLUTION, END_SOLUTION, where)]
+
+
+def hidden_test_texts(source: str, where: str = "cell") -> list[str]:
+    """The code of each hidden-test region (markers excluded)."""
+    lines = source.splitlines()
+    return ["\n".join(lines[r.begin + 1: r.end]) for r in find_regions(source, BEGIN_HIDDEN, END_HIDDEN, where)]
+
+
+@dataclass(frozen=True)
+class GradedPart:
+    """A test cell worth points: its id, its points and its position among the notebook's cells."""
+
+    part_id: str
+    points: float
+    cell_index: int
+
+
+def graded_parts(notebook: nbformat.NotebookNode, where: str = "notebook") -> list[GradedPart]:
+    """The graded parts of a notebook, in order; duplicate ids or missing points are an error."""
+    parts, seen = [], set()
+    for index, cell in enumerate(notebook.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        part_id, points = meta.get("grade_id"), meta.get("points")
+        if not part_id or part_id in seen:
+            raise ValueError(f"{where} cell {index}: a graded cell needs a unique grade_id, got {part_id!r}")
+        if not isinstance(points, (int, float)) or points <= 0:
+            raise ValueError(f"{where} cell {index} ({part_id}): points must be a positive number, got {points!r}")
+        seen.add(part_id)
+        parts.append(GradedPart(part_id, float(points), index))
+    return parts
+
+
+def make_exercise(solution: nbformat.NotebookNode, where: str = "notebook") -> nbformat.NotebookNode:
+    """The student's version of a solution notebook (the input is not modified)."""
+    graded_parts(solution, where)  # validates ids and points
+    exercise = copy.deepcopy(solution)
+    for index, cell in enumerate(exercise.cells):
+        here = f"{where} cell {index}"
+        hint = cell.get("metadata", {}).get("course", {}).get("hint", DEFAULT_HINT)
+        markdown = cell.cell_type == "markdown"
+        cell.source = clear_solutions(cell.source, hint, markdown, here)
+        cell.source = remove_hidden_tests(cell.source, here)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return exercise
+
+
+def exercise_text(solution_path: Path) -> str:
+    """The exact text of the exercise notebook generated from ``solution_path``."""
+    solution = nbformat.read(solution_path, as_version=4)
+    return nbformat.writes(make_exercise(solution, solution_path.name)) + "\n"
+
+
+def write_exercises(solutions: Path, exercises: Path, check: bool = False) -> list[Path]:
+    """Regenerate ``exercises/`` from ``solutions/``; return the exercise files that were (or, with
+    ``check``, would be) written or removed."""
+    if not solutions.is_dir():
+        raise ValueError(f"solutions folder {solutions} does not exist")
+    if not check:
+        exercises.mkdir(parents=True, exist_ok=True)
+    changed = []
+    expected = set()
+    for solution_path in sorted(solutions.glob("*.ipynb")):
+        target = exercises / solution_path.name
+        expected.add(target.name)
+        text = exercise_text(solution_path)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            changed.append(target)
+            if not check:
+                target.write_text(text, encoding="utf-8")
+    for stale in sorted(exercises.glob("*.ipynb")) if exercises.is_dir() else []:
+        if stale.name not in expected:
+            changed.append(stale)
+            if not check:
+                stale.unlink()
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="course-make-exercises",
+        description="Regenerate the exercise notebooks from the solution notebooks.",
+    )
+    parser.add_argument("--solutions", type=Path, default=COURSE_ROOT / "solutions", help="folder of solution notebooks")
+    parser.add_argument("--exercises", type=Path, default=COURSE_ROOT / "exercises", help="folder to write exercises into")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the exercises are out of date")
+    args = parser.parse_args(argv)
+    try:
+        changed = write_exercises(args.solutions, args.exercises, check=args.check)
+    except ValueError as error:
+        print(f"course-make-exercises: {error}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"{'out of date' if args.check else 'wrote'}: {path}")
+    if args.check and changed:
+        print("Run course-make-exercises to regenerate them.", file=sys.stderr)
+        return 1
+    if not changed:
+        print("exercises are up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

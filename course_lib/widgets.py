@@ -1,0 +1,150 @@
+"""Experiment panels: a plain experiment function, driven by sliders in a notebook and by code in tests.
+
+The experiment stays an ordinary function with keyword defaults that returns its results and
+draws its figure::
+
+    def batch_size_experiment(batch_size=64, lr=0.1):
+        ...
+        return {"final_loss": ...}
+
+    panel = ExperimentPanel(batch_size_experiment,
+                            batch_size=[1, 16, 64, 256],        # a list: a slider over these values
+                            lr=log_slider(1e-3, 1.0))           # any ipywidgets control
+    panel                                                         # shows the controls, runs the defaults
+
+Moving a control re-runs the experiment (on release, not while dragging) and draws the new figure
+into the panel's output area. The last result is always in ``panel.result``, so a headless run
+(nbval, CI) can drive the controls from code and assert on what came back::
+
+    result = panel.set(batch_size=16)      # sets the control, runs once, returns the result
+    assert result["final_loss"] < 1.0
+
+Control specifications, as in ``ipywidgets.interact``: a list or tuple of values gives a
+selection slider (strings give a dropdown); ``(min, max)`` or ``(min, max, step)`` of numbers
+gives an int or float slider; a widget is used as it is. Every control starts at the function's
+default for that argument, which must be one of the allowed values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from typing import Any, Callable
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+
+def log_slider(low: float, high: float, steps_per_decade: int = 4) -> widgets.FloatLogSlider:
+    """A slider over [low, high] on a log scale, e.g. for a learning rate."""
+    if not 0 < low < high:
+        raise ValueError(f"log_slider needs 0 < low < high, got low={low!r}, high={high!r}")
+    return widgets.FloatLogSlider(
+        min=math.log10(low), max=math.log10(high), step=1 / steps_per_decade, base=10,
+        continuous_update=False, readout_format=".2g",
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with floats compared to rounding error (a log slider stores 10**x)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _make_control(name: str, spec: Any) -> widgets.ValueWidget:
+    if isinstance(spec, widgets.ValueWidget):
+        return spec
+    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(isinstance(v, (int, float)) for v in spec):
+        low, high, *step = spec
+        if all(isinstance(v, int) for v in spec):
+            return widgets.IntSlider(min=low, max=high, step=step[0] if step else 1, continuous_update=False)
+        return widgets.FloatSlider(min=low, max=high, step=step[0] if step else (high - low) / 100, continuous_update=False)
+    if isinstance(spec, (list, tuple)) and len(spec) > 0:
+        if all(isinstance(v, str) for v in spec):
+            return widgets.Dropdown(options=list(spec))
+        return widgets.SelectionSlider(options=list(spec), continuous_update=False)
+    raise ValueError(
+        f"control {name!r}: use a widget, a non-empty list of values, or (min, max[, step]) numbers; got {spec!r}"
+    )
+
+
+class ExperimentPanel:
+    """Controls bound to the keyword arguments of ``experiment``, an output area, and the last result."""
+
+    def __init__(self, experiment: Callable[..., Any], **controls: Any):
+        self.experiment = experiment
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(experiment).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        self.controls: dict[str, widgets.ValueWidget] = {}
+        for name, spec in controls.items():
+            if name not in defaults:
+                raise ValueError(f"{experiment.__name__} has no keyword argument {name!r} with a default to drive")
+            control = _make_control(name, spec)
+            control.description = control.description or name
+            try:
+                control.value = defaults[name]
+            except Exception as error:
+                raise ValueError(
+                    f"the default {name}={defaults[name]!r} of {experiment.__name__} is not a value of its control ({error})"
+                ) from None
+            if not _same(control.value, defaults[name]):
+                raise ValueError(f"the default {name}={defaults[name]!r} of {experiment.__name__} is outside its control's range")
+            control.observe(self._on_change, names="value")
+            self.controls[name] = control
+        self.output = widgets.Output()
+        self.result: Any = None
+        self.error: str | None = None
+        self.runs = 0
+        self._holding = False
+        self.widget = widgets.VBox([widgets.HBox(list(self.controls.values())), self.output])
+
+    def values(self) -> dict[str, Any]:
+        """The keyword arguments the controls currently select."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def run(self) -> Any:
+        """Run the experiment with the current values, drawing into the output area; return its result."""
+        with self.output:
+            self.output.clear_output(wait=True)
+            self.result = self.experiment(**self.values())
+            plt.show()
+        self.runs += 1
+        self.error = None
+        return self.result
+
+    def set(self, **values: Any) -> Any:
+        """Set several controls at once, run the experiment once, and return its result."""
+        unknown = set(values) - set(self.controls)
+        if unknown:
+            raise ValueError(f"no control named {sorted(unknown)}; the controls are {sorted(self.controls)}")
+        self._holding = True
+        try:
+            for name, value in values.items():
+                self.controls[name].value = value
+                if not _same(self.controls[name].value, value):
+                    raise ValueError(f"{name}={value!r} is not a value its control allows")
+        finally:
+            self._holding = False
+        return self.run()
+
+    def _on_change(self, change: dict) -> None:
+        """A control moved in the browser: re-run, and show any error in the panel instead of losing it."""
+        if self._holding:
+            return
+        try:
+            self.run()
+        except Exception:
+            self.error = traceback.format_exc()
+            with self.output:
+                print(self.error)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+        if self.runs == 0:
+            self.run()
