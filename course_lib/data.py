@@ -199,7 +199,7 @@ def load_mnist(
         train_x, train_y = test_x[train_idx], test_y[train_idx]
         heldout_x, heldout_y = test_x[heldout_idx], test_y[heldout_idx]
         source = (
-            f"only MNIST's test split found in {raw_dir}: {TEST_ONLY_TRAIN} of its digits train, "
+            f"test split only, from {raw_dir}: {TEST_ONLY_TRAIN} of its digits train, "
             f"{test_x.shape[0] - TEST_ONLY_TRAIN} are held out (fixed split, seed {TEST_ONLY_SEED})"
         )
         _announce(f"MNIST: {source}.")

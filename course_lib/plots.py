@@ -11,6 +11,7 @@ import math
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from course_lib.training import History
 
@@ -73,6 +74,7 @@ def plot_history(histories: History | Mapping[str, History], title: str | None =
     loss_ax.set(xlabel="epoch", ylabel="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy")
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)

@@ -1,0 +1,160 @@
+"""The exercise notebooks are generated from the solutions, leak nothing, and stop at their first gap."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
+
+from course_lib import exercises
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def test_every_solution_has_an_exercise_and_a_lecture():
+    assert SOLUTIONS, "there are no solution notebooks"
+    names = {p.name for p in SOLUTIONS}
+    assert names == {p.name for p in (ROOT / "exercises").glob("*.ipynb")}
+    assert names <= {p.name for p in (ROOT / "lectures").glob("*.ipynb")}
+
+
+def test_committed_exercises_are_exactly_what_the_generator_writes():
+    stale = exercises.write_exercises(ROOT / "solutions", ROOT / "exercises", check=True)
+    assert stale == [], f"run course-make-exercises: {[p.name for p in stale]} are out of date"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_exercises_contain_no_answer_and_no_hidden_test(solution):
+    exercise_text = (ROOT / "exercises" / solution.name).read_text(encoding="utf-8")
+    for marker in (exercises.BEGIN_SOLUTION, exercises.END_SOLUTION, exercises.BEGIN_HIDDEN, exercises.END_HIDDEN):
+        assert marker not in exercise_text
+    exercise = nbformat.reads(exercise_text, as_version=4)
+    exercise_sources = "\n".join(cell.source for cell in exercise.cells)
+    notebook = nbformat.read(solution, as_version=4)
+    secret_lines, public_text = set(), []
+    for cell in notebook.cells:
+        for block in exercises.solution_texts(cell.source) + exercises.hidden_test_texts(cell.source):
+            secret_lines.update(line.strip() for line in block.splitlines() if len(line.strip()) > 8)
+        public_text.append(exercises.remove_hidden_tests(exercises.clear_solutions(cell.source, hint="")))
+    public_text = "\n".join(public_text)
+    assert secret_lines, "the solution should contain answers and hidden tests"
+    # A line may legitimately be both secret and public (a visible test repeated in a hidden one, code
+    # quoted in the instructions); every other secret line must be absent from the exercise, hints included.
+    leaked = [line for line in secret_lines if line in exercise_sources and line not in public_text]
+    assert leaked == [], f"answer or hidden-test lines leaked into the exercise: {leaked}"
+    parts = exercises.graded_parts(notebook)
+    assert [(p.part_id, p.points) for p in parts] == [(p.part_id, p.points) for p in exercises.graded_parts(exercise)]
+
+
+def execute_until_error(path: Path) -> tuple[int | None, str | None, str | None]:
+    """Run a notebook in this environment's kernel; return (index of the failing cell, error name, message)."""
+    notebook = nbformat.read(path, as_version=4)
+    manager = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
+    client = NotebookClient(notebook, km=manager, timeout=300, resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        for index, cell in enumerate(notebook.cells):
+            if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+                return index, error.ename, error.evalue
+        return None, error.ename, error.evalue
+    return None, None, None
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_each_exercise_runs_up_to_its_first_gap(solution):
+    exercise_path = ROOT / "exercises" / solution.name
+    exercise = nbformat.read(exercise_path, as_version=4)
+    gaps = [i for i, cell in enumerate(exercise.cells) if cell.cell_type == "code" and "raise NotImplementedError(" in cell.source]
+    assert gaps, "an exercise without a gap"
+    first_hint = exercise.cells[gaps[0]].metadata.get("course", {}).get("hint", exercises.DEFAULT_HINT)
+    failed_cell, error_name, message = execute_until_error(exercise_path)
+    # Everything before the first gap runs; the error comes from the first gap's stub, in the gap's
+    # cell or in the check that calls it, before the next gap.
+    next_gap = gaps[1] if len(gaps) > 1 else len(exercise.cells)
+    assert (error_name, message) == ("NotImplementedError", first_hint)
+    assert failed_cell is not None and gaps[0] <= failed_cell < next_gap
+
+
+# --- the generator itself, on small hand-written cells ---------------------------------------------
+
+SOLUTION_CELL = """def double(x):
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION"""
+
+
+def test_a_solution_region_becomes_an_indented_stub_with_the_hint():
+    stub = exercises.clear_solutions(SOLUTION_CELL, hint="multiply by two")
+    assert stub == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError('multiply by two')"
+    assert exercises.clear_solutions("### BEGIN SOLUTION\nThe answer is 42.\n### END SOLUTION", markdown=True) == "YOUR ANSWER HERE"
+    assert exercises.clear_solutions("x = 1\n") == "x = 1\n"  # no region: untouched, newline kept
+
+
+def test_hidden_tests_are_removed_and_visible_ones_kept():
+    cell = "assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(5) == 10\n### END HIDDEN TESTS\nprint('done')"
+    assert exercises.remove_hidden_tests(cell) == "assert f(1) == 2\nprint('done')"
+    assert exercises.hidden_test_texts(cell) == ["assert f(5) == 10"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another region"),
+])
+def test_unbalanced_markers_are_errors(source, message):
+    with pytest.raises(ValueError, match=message):
+        exercises.clear_solutions(source, where="demo cell 3")
+
+
+def graded_notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source, metadata=meta) for source, meta in cells]
+    return nb
+
+
+def test_make_exercise_keeps_metadata_clears_outputs_and_leaves_the_solution_alone(tmp_path):
+    answer_meta = {"nbgrader": {"solution": True, "grade_id": "double-answer"}, "course": {"hint": "times two"}}
+    test_meta = {"nbgrader": {"grade": True, "grade_id": "double", "points": 2}}
+    solution = graded_notebook((SOLUTION_CELL, answer_meta),
+                               ("assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(-1) == -2\n### END HIDDEN TESTS", test_meta))
+    solution.cells[0].outputs = [nbformat.v4.new_output("stream", text="old output")]
+    solution.cells[0].execution_count = 3
+    original = nbformat.writes(solution)
+    exercise = exercises.make_exercise(solution)
+    assert nbformat.writes(solution) == original
+    assert "raise NotImplementedError('times two')" in exercise.cells[0].source
+    assert exercise.cells[0].outputs == [] and exercise.cells[0].execution_count is None
+    assert exercise.cells[1].source == "assert double(2) == 4"
+    assert exercise.cells[1].metadata == test_meta
+    assert exercises.graded_parts(exercise) == [exercises.GradedPart("double", 2.0, 1)]
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"nbgrader": {"grade": True, "points": 1}}, "unique grade_id"),
+    ({"nbgrader": {"grade": True, "grade_id": "p", "points": 0}}, "points must be a positive number"),
+])
+def test_graded_parts_need_an_id_and_points(meta, message):
+    with pytest.raises(ValueError, match=message):
+        exercises.graded_parts(graded_notebook(("assert True", meta)))
+
+
+def test_the_command_regenerates_checks_and_removes_stale_exercises(tmp_path, capsys):
+    solutions, target = tmp_path / "solutions", tmp_path / "exercises"
+    solutions.mkdir()
+    nb = graded_notebook((SOLUTION_CELL, {"nbgrader": {"solution": True, "grade_id": "a"}}))
+    nbformat.write(nb, solutions / "01_demo.ipynb")
+    target.mkdir()
+    (target / "99_stale.ipynb").write_text("{}")
+    args = ["--solutions", str(solutions), "--exercises", str(target)]
+    assert exercises.main(args + ["--check"]) == 1
+    assert exercises.main(args) == 0
+    assert sorted(p.name for p in target.iterdir()) == ["01_demo.ipynb"]
+    assert exercises.main(args + ["--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    (solutions / "01_demo.ipynb").write_text(nbformat.writes(graded_notebook(("### BEGIN SOLUTION", {}))))
+    assert exercises.main(args) == 2

@@ -1,0 +1,87 @@
+"""The repository keeps its promises: one dependency list in two formats, clean notebooks, a true README."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+# conda-forge names that differ from PyPI's
+CONDA_TO_PYPI = {"pytorch": "torch"}
+CONDA_ONLY = {"python", "pip"}
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def requirement_versions(requirement: str) -> str:
+    return re.sub(r"\s|;.*$", "", requirement)[len(requirement_name(requirement)):]
+
+
+def pyproject_dependencies() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {requirement_name(r): requirement_versions(r) for r in project["dependencies"]}
+
+
+def environment_dependencies() -> dict[str, str]:
+    """The conda packages of environment.yml (top-level '  - name>=x' lines; the pip section excluded)."""
+    packages = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        match = re.match(r"^  - ([A-Za-z0-9_.\-]+)(.*)$", line)
+        if match and match.group(1) not in CONDA_ONLY:
+            name = CONDA_TO_PYPI.get(match.group(1).lower(), match.group(1).lower())
+            packages[name] = match.group(2).strip()
+    return packages
+
+
+def test_pyproject_and_environment_name_the_same_packages_and_versions():
+    assert pyproject_dependencies() == environment_dependencies()
+
+
+def test_environment_uses_conda_forge_and_installs_the_course():
+    text = (ROOT / "environment.yml").read_text()
+    assert "- conda-forge" in text and "\n  - pytorch\n" not in text.split("dependencies:")[0]
+    assert "--editable ." in text
+
+
+def test_torch_is_never_the_preinstalled_cpu_build():
+    torch_versions = pyproject_dependencies()["torch"]
+    assert torch_versions == ">=2.14", "torch must come from the registry (>=2.14), with a matching torchvision"
+
+
+def test_committed_notebooks_carry_no_outputs():
+    notebooks = sorted(ROOT.glob("lectures/*.ipynb")) + sorted(ROOT.glob("solutions/*.ipynb")) + sorted(ROOT.glob("exercises/*.ipynb"))
+    assert notebooks
+    dirty = []
+    for path in notebooks:
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code" and (cell["outputs"] or cell["execution_count"] is not None):
+                dirty.append(path.name)
+                break
+    assert dirty == [], f"clear the outputs of {dirty}"
+
+
+def test_every_notebook_starts_with_the_course_setup():
+    for path in sorted(ROOT.glob("lectures/*.ipynb")) + sorted(ROOT.glob("solutions/*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        first_code = next("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        assert "setup()" in first_code and "course_lib" in first_code, path.name
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 course.py test" in readme and "python3 course.py lab" in readme
+    assert re.search(r"^python3 course\.py test$", ci, re.MULTILINE)
+
+
+def test_readme_lists_every_lecture():
+    readme = (ROOT / "README.md").read_text()
+    for path in sorted(ROOT.glob("lectures/*.ipynb")):
+        assert f"lectures/{path.name}" in readme, f"README does not mention {path.name}"
