@@ -32,7 +32,8 @@ def pyproject_dependencies() -> dict[str, str]:
 def environment_dependencies() -> dict[str, str]:
     """The conda packages of environment.yml (top-level '  - name>=x' lines; the pip section excluded)."""
     packages = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("\ndependencies:\n", 1)[1].splitlines():
         match = re.match(r"^  - ([A-Za-z0-9_.\-]+)(.*)$", line)
         if match and match.group(1) not in CONDA_ONLY:
             name = CONDA_TO_PYPI.get(match.group(1).lower(), match.group(1).lower())
@@ -46,7 +47,8 @@ def test_pyproject_and_environment_name_the_same_packages_and_versions():
 
 def test_environment_uses_conda_forge_and_installs_the_course():
     text = (ROOT / "environment.yml").read_text()
-    assert "- conda-forge" in text and "\n  - pytorch\n" not in text.split("dependencies:")[0]
+    channels = text.split("\nchannels:\n", 1)[1].split("\ndependencies:\n", 1)[0]
+    assert [line.strip() for line in channels.splitlines()] == ["- conda-forge"], "conda-forge only (the pytorch channel is deprecated)"
     assert "--editable ." in text
 
 
