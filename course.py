@@ -72,6 +72,8 @@ def run_lab(python: Path, extra: list[str]) -> int:
         "--ServerApp.default_url=/lab/tree/lectures",
         *extra,
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        command.append("--allow-root")  # containers often run as root; JupyterLab refuses without it
     return subprocess.run(command, cwd=ROOT).returncode
 
 
