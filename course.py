@@ -69,7 +69,7 @@ def run_lab(python: Path, extra: list[str]) -> int:
     command = [
         str(python), "-m", "jupyter", "lab",
         f"--ServerApp.root_dir={ROOT}",
-        "--ServerApp.default_url=/lab/tree/lectures",
+        "--LabApp.default_url=/lab/tree/lectures",
         *extra,
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
