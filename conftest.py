@@ -8,3 +8,8 @@ import os
 
 os.environ.setdefault("COURSE_QUICK", "1")  # small-scale experiments (course_lib.runtime.scale)
 os.environ.setdefault("MPLBACKEND", "Agg")  # no window; notebooks switch to inline themselves
+
+import torch  # noqa: E402
+
+# The unit tests use tiny tensors, for which one thread is faster than several (see the README).
+torch.set_num_threads(1)

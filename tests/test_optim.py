@@ -1,0 +1,255 @@
+"""course_lib.optim against torch.optim: same parameters and state after 100 steps, in float64, to 1e-12."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from course_lib import optim
+
+STEPS = 100
+TOLERANCE = dict(rtol=0.0, atol=1e-12)
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+class MLPWithSideHead(torch.nn.Module):
+    """A small MLP; its side head joins the loss only on every third step, so its gradient is None on the others."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, 3)
+        self.side = torch.nn.Linear(16, 3)
+
+    def forward(self, x, step):
+        h = self.body(x)
+        out = self.head(h)
+        return out + self.side(h) if step % 3 == 0 else out
+
+
+class ConvNetWithBatchNorm(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            # no bias before a batch norm: it would cancel, and Adam would turn its ~1e-17 rounding-noise
+            # gradient into full-size steps that amplify the last bit of any difference
+            torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = torch.nn.Linear(16, 3)
+        self.side = torch.nn.Linear(16, 3)
+
+    def forward(self, x, step):
+        h = self.features(x).flatten(1)
+        out = self.head(h)
+        return out + self.side(h) if step % 3 == 0 else out
+
+
+MODELS = {"mlp": (MLPWithSideHead, (8, 6)), "convnet-bn": (ConvNetWithBatchNorm, (8, 1, 6, 6))}
+
+
+def param_groups(model, lr, **second_group):
+    """Two groups: the first layer(s) at half the learning rate (plus any overrides), the rest at lr."""
+    first = list(model.body[0].parameters()) if hasattr(model, "body") else list(model.features[0].parameters())
+    ids = {id(p) for p in first}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [dict(params=first, lr=lr / 2, **second_group), dict(params=rest)]
+
+
+def train(model, optimizer, steps, device, seed=0, start=0):
+    generator = torch.Generator().manual_seed(seed)
+    shape = MODELS["mlp"][1] if isinstance(model, MLPWithSideHead) else MODELS["convnet-bn"][1]
+    for step in range(start + steps):
+        x = torch.randn(shape, generator=generator, dtype=torch.float64)
+        y = torch.randint(0, 3, (shape[0],), generator=generator)
+        if step < start:
+            continue
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x.to(device), step), y.to(device))
+        loss.backward()
+        optimizer.step()
+
+
+def assert_same(model_a, opt_a, model_b, opt_b):
+    for (name, a), b in zip(model_a.named_parameters(), model_b.parameters()):
+        torch.testing.assert_close(a, b, **TOLERANCE, msg=lambda m: f"parameter {name}: {m}")
+        state_a, state_b = opt_a.state.get(a, {}), opt_b.state.get(b, {})
+        assert set(state_a) == set(state_b), f"state keys of {name}: {set(state_a)} vs {set(state_b)}"
+        for key in state_a:
+            va, vb = state_a[key], state_b[key]
+            if key == "step":
+                assert int(va) == int(vb), f"step of {name}"
+            else:
+                torch.testing.assert_close(va, vb, **TOLERANCE, msg=lambda m: f"{key} of {name}: {m}")
+
+
+def run_pair(ours_class, torch_class, model_name, device, foreach, kwargs, second_group=None, steps=STEPS):
+    torch.manual_seed(0)
+    model_a = MODELS[model_name][0]().double().to(device)
+    model_b = copy.deepcopy(model_a)
+    lr = kwargs.pop("lr", 0.05)
+    opt_a = ours_class(param_groups(model_a, lr, **(second_group or {})), lr=lr, foreach=foreach, **kwargs)
+    opt_b = torch_class(param_groups(model_b, lr, **(second_group or {})), lr=lr, **kwargs)
+    train(model_a, opt_a, steps, device)
+    train(model_b, opt_b, steps, device)
+    return model_a, opt_a, model_b, opt_b
+
+
+def sgd_options():
+    for momentum, dampening, weight_decay, nesterov in itertools.product((0.0, 0.9), (0.0, 0.1), (0.0, 1e-2), (False, True)):
+        if nesterov and (momentum == 0 or dampening != 0):
+            continue
+        yield dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def adam_options():
+    for weight_decay, amsgrad, betas in itertools.product((0.0, 1e-2), (False, True), ((0.9, 0.999), (0.5, 0.9))):
+        yield dict(weight_decay=weight_decay, amsgrad=amsgrad, betas=betas)
+
+
+def label(options):
+    return ",".join(f"{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "readable"])
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("options", list(sgd_options()), ids=label)
+def test_sgd_matches_torch(options, model_name, foreach, device):
+    second = {"momentum": 0.5} if options["momentum"] else {}
+    assert_same(*run_pair(optim.SGD, torch.optim.SGD, model_name, device, foreach, dict(options), second))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "readable"])
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("classes", [(optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)], ids=["Adam", "AdamW"])
+@pytest.mark.parametrize("options", list(adam_options()), ids=label)
+def test_adam_and_adamw_match_torch(options, classes, model_name, foreach, device):
+    options = dict(options, lr=1e-2)
+    assert_same(*run_pair(*classes, model_name, device, foreach, options, {"betas": (0.8, 0.99)}))
+
+
+def test_the_side_head_really_misses_gradients_on_some_steps():
+    model = MLPWithSideHead().double()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    train(model, opt, 10, "cpu")
+    assert opt.state[model.side.weight]["step"] == 4  # steps 0, 3, 6, 9
+    assert opt.state[model.head.weight]["step"] == 10
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True),
+    lambda params: optim.Adam(params, lr=1e-2, amsgrad=True),
+    lambda params: optim.AdamW(params, lr=1e-2),
+], ids=["SGD", "Adam", "AdamW"])
+def test_readable_and_foreach_paths_agree(make):
+    torch.manual_seed(1)
+    model_a = ConvNetWithBatchNorm().double()
+    model_b = copy.deepcopy(model_a)
+    opt_a, opt_b = make(model_a.parameters()), make(model_b.parameters())
+    for group in opt_b.param_groups:
+        group["foreach"] = False
+    train(model_a, opt_a, STEPS, "cpu")
+    train(model_b, opt_b, STEPS, "cpu")
+    assert_same(model_a, opt_a, model_b, opt_b)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: optim.SGD(params, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3),
+    lambda params: optim.Adam(params, lr=1e-2, amsgrad=True, weight_decay=1e-3),
+    lambda params: optim.AdamW(params, lr=1e-2),
+], ids=["SGD", "Adam", "AdamW"])
+def test_state_dict_round_trip_continues_identically(make, tmp_path):
+    torch.manual_seed(2)
+    model = MLPWithSideHead().double()
+    resumed_model = copy.deepcopy(model)
+    optimizer = make(model.parameters())
+    train(model, optimizer, 100, "cpu")  # the uninterrupted run
+
+    first_half = make(resumed_model.parameters())
+    train(resumed_model, first_half, 50, "cpu")
+    torch.save({"model": resumed_model.state_dict(), "optimizer": first_half.state_dict()}, tmp_path / "checkpoint.pt")
+    checkpoint = torch.load(tmp_path / "checkpoint.pt")
+    fresh_model = MLPWithSideHead().double()
+    fresh_model.load_state_dict(checkpoint["model"])
+    fresh_optimizer = make(fresh_model.parameters())
+    fresh_optimizer.load_state_dict(checkpoint["optimizer"])
+    train(fresh_model, fresh_optimizer, 50, "cpu", start=50)
+    for a, b in zip(model.parameters(), fresh_model.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("ours, theirs", [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam)])
+def test_a_torch_state_loads_into_course_lib_and_training_continues_identically(ours, theirs):
+    kwargs = dict(lr=0.05, momentum=0.9) if ours is optim.SGD else dict(lr=1e-2)
+    torch.manual_seed(3)
+    model_torch = MLPWithSideHead().double()
+    opt_torch = theirs(model_torch.parameters(), **kwargs)
+    train(model_torch, opt_torch, 30, "cpu")
+    model_ours = copy.deepcopy(model_torch)
+    opt_ours = ours(model_ours.parameters(), **kwargs)
+    # a copy, as a checkpoint file would give: load_state_dict keeps tensors that need no cast, so the two
+    # optimizers would otherwise share (and both update) one momentum buffer
+    opt_ours.load_state_dict(copy.deepcopy(opt_torch.state_dict()))
+    train(model_torch, opt_torch, 30, "cpu", start=30)
+    train(model_ours, opt_ours, 30, "cpu", start=30)
+    assert_same(model_ours, opt_ours, model_torch, opt_torch)
+
+
+def test_closure_and_zero_grad_behave_like_torch():
+    model = torch.nn.Linear(3, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(4, 3)
+
+    def closure():
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert loss.ndim == 0 and loss.item() > 0
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_defaults_are_torchs():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    for ours, theirs in [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)]:
+        mine, reference = ours(params).defaults, theirs(params).defaults
+        for key, value in mine.items():
+            if key != "foreach":
+                assert reference[key] == value, f"{ours.__name__} default {key}"
+
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda p: optim.SGD(p, lr=-0.1), "lr"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "momentum"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1e-4), "weight_decay"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
+    (lambda p: optim.SGD([{"params": p, "lr": -1.0}], lr=0.1), "lr"),
+    (lambda p: optim.Adam(p, lr=-1e-3), "lr"),
+    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\]"),
+    (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\]"),
+    (lambda p: optim.Adam(p, betas=(0.9,)), "betas"),
+    (lambda p: optim.Adam(p, eps=-1e-8), "eps"),
+    (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay"),
+    (lambda p: optim.Adam(p, lr=float("nan")), "lr"),
+])
+def test_bad_hyper_parameters_name_the_argument(make, argument):
+    with pytest.raises(ValueError, match=argument):
+        make([torch.nn.Parameter(torch.zeros(2))])
+
+
+def test_terminal_velocity_of_momentum():
+    """With a constant gradient g, SGD with momentum γ moves by η g / (1 − γ) per step in the limit."""
+    w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    for _ in range(400):
+        w.grad = torch.ones(1, dtype=torch.float64)
+        before = w.detach().clone()
+        opt.step()
+    assert (before - w.detach()).item() == pytest.approx(0.1 / (1 - 0.9), rel=1e-12)
