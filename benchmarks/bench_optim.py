@@ -7,13 +7,17 @@ optimizers step on their own copy of the parameters: torch.optim's default imple
 per-parameter loop on the CPU, multi-tensor kernels on CUDA), torch's ``fused=True`` kernels, course_lib's
 default multi-tensor path and its readable per-parameter path. They are timed in interleaved rounds (a
 median of a few steps each, round after round), so that a busy moment of the machine hits all of them
-alike; each ratio is the median over rounds of (course_lib time / torch time) within the round.
+alike; each ratio is the median over rounds of (course_lib time / torch time) within the round. Each rule
+runs in a fresh Python process: memory that earlier cases allocated and freed can come back in larger
+pages, which speeds up every memory-bound loop and would favour whichever case runs last.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 
 import torch
 import torchvision
@@ -43,6 +47,7 @@ def interleaved_times(optimizers: dict, device, rounds: int, steps: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--only", choices=list(CASES), help="time one rule in this process (used internally)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--steps", type=int, default=3, help="steps per optimizer and round (their median counts)")
     args = parser.parse_args()
@@ -53,11 +58,16 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     for p in params:
         p.grad = torch.randn(p.shape, generator=generator).to(device)
-    print(f"ResNet-18: {sum(p.numel() for p in params) / 1e6:.1f} M parameters in {len(params)} tensors, "
-          f"device {device}, {torch.get_num_threads()} torch thread(s), {args.rounds} rounds of {args.steps} steps")
-    print(f"{'optimizer':<18} {'torch default':>14} {'torch fused':>12} {'course_lib':>11} {'ratio':>6} "
-          f"{'readable':>9} {'ratio':>6} {'vs fused':>8}")
-    for name, (ours, theirs, kwargs) in CASES.items():
+    if args.only is None:
+        print(f"ResNet-18: {sum(p.numel() for p in params) / 1e6:.1f} M parameters in {len(params)} tensors, "
+              f"device {device}, {torch.get_num_threads()} torch thread(s), {args.rounds} rounds of {args.steps} steps")
+        print(f"{'optimizer':<18} {'torch default':>14} {'torch fused':>12} {'course_lib':>11} {'ratio':>6} "
+              f"{'readable':>9} {'ratio':>6} {'vs fused':>8}", flush=True)
+        for name in CASES:
+            subprocess.run([sys.executable, __file__, "--only", name, "--rounds", str(args.rounds), "--steps", str(args.steps)]
+                           + (["--device", args.device] if args.device else []), check=True)
+        return
+    for name, (ours, theirs, kwargs) in [(args.only, CASES[args.only])]:
         copies = {key: [p.detach().clone().requires_grad_() for p in params] for key in ("default", "fused", "ours", "readable")}
         for key, tensors in copies.items():
             for p, original in zip(tensors, params):

@@ -1,4 +1,5 @@
-"""Figures the lectures share: training curves from a `History`, and labelled curves of any quantity.
+"""Figures the lectures share: training curves from a `History`, labelled curves of any quantity, and
+optimizer trajectories over the contour lines of a 2-D loss surface.
 
 Each function draws into the axes it is given (or a new figure), marks runs that diverged with a
 red cross at their last finite point and "(diverged)" in the legend, and returns the figure, so a
@@ -8,9 +9,10 @@ notebook can show it and a test can inspect it.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.ticker import MaxNLocator
 
 from course_lib.training import History
@@ -80,3 +82,46 @@ def plot_history(histories: History | Mapping[str, History], title: str | None =
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_trajectories(
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    trajectories: Mapping[str, torch.Tensor],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    minimum: tuple[float, float] | None = None,
+    diverged: Sequence[str] = (),
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> plt.Figure:
+    """Paths w_0, w_1, … (each a (T, 2) tensor) over log-spaced contour lines of ``loss``.
+
+    ``loss`` maps a (..., 2) tensor of points to the (...) tensor of their losses. A path that left
+    the window or diverged is drawn up to its last point inside, with a red cross.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    xs = torch.linspace(*xlim, 200, dtype=torch.float64)
+    ys = torch.linspace(*ylim, 200, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
+    values = loss(grid)
+    low = max(values.min().item(), 1e-3)
+    levels = torch.logspace(math.log10(low), math.log10(values.max().item()), 20).tolist()
+    ax.contour(xs.numpy(), ys.numpy(), values.numpy(), levels=levels, colors="grey", linewidths=0.5)
+    for label, path in trajectories.items():
+        path = path.detach().double()
+        inside = ((path[:, 0] >= xlim[0]) & (path[:, 0] <= xlim[1]) & (path[:, 1] >= ylim[0]) & (path[:, 1] <= ylim[1]))
+        inside &= torch.isfinite(path).all(dim=1)
+        stop = len(path) if bool(inside.all()) else int((~inside).nonzero()[0, 0])
+        shown = path[: max(stop, 1)]
+        name = f"{label} (diverged)" if label in diverged else label
+        ax.plot(shown[:, 0].numpy(), shown[:, 1].numpy(), ".-", markersize=3, linewidth=1, label=name)
+        if label in diverged or stop < len(path):
+            ax.plot(shown[-1, 0].item(), shown[-1, 1].item(), marker="x", color="red", markersize=10, mew=2)
+    if minimum is not None:
+        ax.plot(*minimum, marker="*", color="black", markersize=12, linestyle="none", label="minimum")
+    ax.set(xlim=xlim, ylim=ylim, xlabel="$w_1$", ylabel="$w_2$")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", loc="upper right")
+    return ax.figure

@@ -6,7 +6,9 @@ matplotlib.use("Agg")
 
 import pytest
 
-from course_lib.plots import plot_curves, plot_history
+import torch
+
+from course_lib.plots import plot_curves, plot_history, plot_trajectories
 from course_lib.training import History
 
 
@@ -30,3 +32,19 @@ def test_plot_curves_marks_the_last_finite_point_of_a_diverged_curve():
     assert ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="x values"):
         plot_curves({"c": ([1, 2], [1.0])}, "x", "y")
+
+
+def test_plot_trajectories_cuts_paths_that_leave_the_window():
+    def bowl(w):
+        return (w ** 2).sum(dim=-1)
+
+    inside = torch.tensor([[1.0, 1.0], [0.5, 0.5], [0.0, 0.0]])
+    escaping = torch.tensor([[1.0, -1.0], [3.0, -3.0], [float("nan"), 0.0]])
+    fig = plot_trajectories(bowl, {"calm": inside, "wild": escaping}, xlim=(-2, 2), ylim=(-2, 2),
+                            minimum=(0.0, 0.0), diverged=["wild"])
+    ax = fig.axes[0]
+    paths = {line.get_label(): line for line in ax.get_lines()}
+    assert len(paths["calm"].get_xdata()) == 3
+    assert list(paths["wild (diverged)"].get_xdata()) == [1.0]  # only the point inside the window
+    assert any(line.get_marker() == "x" for line in ax.get_lines())
+    assert "minimum" in paths
