@@ -170,8 +170,8 @@ def load_mnist(
 
     Pixels are scaled to [0, 1], then standardized with MNIST's mean and standard deviation when
     ``normalize`` is true: x ← (x/255 − 0.1307) / 0.3081. With the full dataset the held-out digits
-    are the official test set; with the test split alone see the module's docstring. Sizes larger
-    than what is available are an error.
+    are the official test set; with the test split alone see the module's docstring. A size larger
+    than what is available is cut to what is available, with a one-line notice.
     """
     root = data_dir()
     raw_dir = root / "MNIST" / "raw"
@@ -207,8 +207,11 @@ def load_mnist(
     def take(x: torch.Tensor, y: torch.Tensor, size: int | None, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if size is None:
             size = x.shape[0]
-        if not isinstance(size, int) or not 1 <= size <= x.shape[0]:
-            raise ValueError(f"{name} must be an int between 1 and {x.shape[0]} (the digits available), got {size!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a positive int, got {size!r}")
+        if size > x.shape[0]:
+            _announce(f"MNIST: {name}={size} asked for, but only {x.shape[0]} digits are available: using {x.shape[0]}.")
+            size = x.shape[0]
         images = x[:size].to(device=device, dtype=torch.float32).unsqueeze(1) / 255.0
         if normalize:
             images = (images - MNIST_MEAN) / MNIST_STD

@@ -53,13 +53,17 @@ class Scale:
 
     mnist_train: int  # MNIST digits used for training
     mnist_heldout: int  # MNIST digits held out for evaluation
+    mnist_small: int  # a small training subset, for experiments about overfitting
     epochs: int  # passes over the training digits in a typical experiment
+    epochs_long: int  # passes over the small subset, long enough to overfit it
     hidden_units: int  # width of the small MLPs
     timing_repeats: int  # repetitions behind each median time
 
 
-QUICK = Scale(mnist_train=2_000, mnist_heldout=1_000, epochs=2, hidden_units=64, timing_repeats=5)
-FULL = Scale(mnist_train=50_000, mnist_heldout=10_000, epochs=10, hidden_units=256, timing_repeats=31)
+QUICK = Scale(mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
+              hidden_units=64, timing_repeats=5)
+FULL = Scale(mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
+             hidden_units=256, timing_repeats=31)
 
 
 def scale() -> Scale:

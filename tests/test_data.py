@@ -78,8 +78,11 @@ def test_unpacked_synthetic_files_load_with_the_test_only_split(tmp_path, monkey
     order = torch.randperm(10_000, generator=torch.Generator().manual_seed(data.TEST_ONLY_SEED))
     assert torch.equal(mnist.train_x[:5, 0] * 255, images[order[:5]].float())
     assert "test split" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="train_size must be an int between 1 and 8000"):
-        data.load_mnist(train_size=9_000)
+    larger = data.load_mnist(train_size=9_000, heldout_size=5)
+    assert larger.train_x.shape[0] == 8_000 and larger.heldout_x.shape[0] == 5
+    assert "train_size=9000 asked for, but only 8000 digits are available" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="train_size must be a positive int"):
+        data.load_mnist(train_size=0)
 
 
 def shared_mnist_dir():
