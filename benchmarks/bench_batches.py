@@ -17,27 +17,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torchvision.transforms.functional as TF
-from PIL import Image
+import torchvision.transforms as T
 
-from course_lib.data import DeviceBatches, load_mnist
+from course_lib.data import MNIST_MEAN, MNIST_STD, DeviceBatches, DigitImages, load_mnist, mnist_digits
 from course_lib.runtime import choose_device, default_threads
 from course_lib.timing import median_time
-
-
-class PILDigits(torch.utils.data.Dataset):
-    """MNIST as torchvision's datasets serve it: a PIL image per sample, converted and normalized on access."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images = (images[:, 0] * 0.3081 + 0.1307).mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        self.labels = labels.cpu()
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        image = TF.to_tensor(Image.fromarray(self.images[index]))
-        return TF.normalize(image, [0.1307], [0.3081]), self.labels[index]
 
 
 def epoch_seconds(batches, device: torch.device, repeats: int) -> float:
@@ -58,6 +42,8 @@ def main() -> None:
     mnist = load_mnist(device="cpu")
     x_cpu, y_cpu = mnist.train_x, mnist.train_y
     x_dev, y_dev = x_cpu.to(device), y_cpu.to(device)
+    digits = mnist_digits()
+    images = DigitImages(digits.train_x, digits.train_y, T.Compose([T.ToTensor(), T.Normalize([MNIST_MEAN], [MNIST_STD])]))
     pin = device.type == "cuda"
     print(f"{x_cpu.shape[0]} digits, device {device}, {torch.get_num_threads()} torch thread(s), median of {args.repeats} epochs")
     print(f"{'batch':>6} {'DeviceBatches':>14} {'DataLoader(tensors)':>20} {'ratio':>6} {'DataLoader(PIL)':>16} {'ratio':>6}")
@@ -65,8 +51,8 @@ def main() -> None:
         ours = epoch_seconds(DeviceBatches(x_dev, y_dev, batch_size=batch_size, generator=torch.Generator().manual_seed(0)), device, args.repeats)
         tensors = epoch_seconds(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_cpu, y_cpu), batch_size=batch_size,
                                                             shuffle=True, pin_memory=pin), device, args.repeats)
-        pil = epoch_seconds(torch.utils.data.DataLoader(PILDigits(x_cpu, y_cpu), batch_size=batch_size, shuffle=True,
-                                                        pin_memory=pin), device, max(1, args.repeats // 2))
+        pil = epoch_seconds(torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=True, pin_memory=pin),
+                            device, max(1, args.repeats // 2))
         print(f"{batch_size:>6} {ours * 1e3:>11.1f} ms {tensors * 1e3:>17.1f} ms {tensors / ours:>5.0f}× {pil * 1e3:>13.1f} ms {pil / ours:>5.0f}×")
 
 

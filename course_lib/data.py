@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from PIL import Image
 
 DATA_ENV = "COURSE_DATA_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
@@ -135,7 +136,8 @@ def _read_split(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]
 
 @dataclass(frozen=True)
 class MNISTData:
-    """MNIST tensors on one device: images (N, 1, 28, 28) float32, labels (N,) int64 in 0..9."""
+    """MNIST tensors: labels (N,) int64 in 0..9; images (N, 1, 28, 28) float32 on a device from
+    `load_mnist`, or (N, 28, 28) uint8 on the CPU from `mnist_digits`."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -159,19 +161,13 @@ def _announce(line: str) -> None:
         print(line)
 
 
-def load_mnist(
-    train_size: int | None = None,
-    heldout_size: int | None = None,
-    device: torch.device | str = "cpu",
-    normalize: bool = True,
-    download: bool = True,
-) -> MNISTData:
-    """MNIST as tensors on ``device``: the first ``train_size`` training and ``heldout_size`` held-out digits.
+def mnist_digits(train_size: int | None = None, heldout_size: int | None = None, download: bool = True) -> MNISTData:
+    """MNIST as stored: the first ``train_size`` training and ``heldout_size`` held-out digits, as uint8
+    images (N, 28, 28) with values 0..255 and int64 labels, on the CPU.
 
-    Pixels are scaled to [0, 1], then standardized with MNIST's mean and standard deviation when
-    ``normalize`` is true: x ← (x/255 − 0.1307) / 0.3081. With the full dataset the held-out digits
-    are the official test set; with the test split alone see the module's docstring. A size larger
-    than what is available is cut to what is available, with a one-line notice.
+    With the full dataset the held-out digits are the official test set; with the test split alone see
+    the module's docstring. A size larger than what is available is cut to what is available, with a
+    one-line notice. `load_mnist` turns these into normalized float tensors on a device.
     """
     root = data_dir()
     raw_dir = root / "MNIST" / "raw"
@@ -212,14 +208,55 @@ def load_mnist(
         if size > x.shape[0]:
             _announce(f"MNIST: {name}={size} asked for, but only {x.shape[0]} digits are available: using {x.shape[0]}.")
             size = x.shape[0]
-        images = x[:size].to(device=device, dtype=torch.float32).unsqueeze(1) / 255.0
-        if normalize:
-            images = (images - MNIST_MEAN) / MNIST_STD
-        return images, y[:size].to(device, copy=True)
+        return x[:size].clone(), y[:size].clone()
 
     train_x, train_y = take(train_x, train_y, train_size, "train_size")
     heldout_x, heldout_y = take(heldout_x, heldout_y, heldout_size, "heldout_size")
     return MNISTData(train_x, train_y, heldout_x, heldout_y, source)
+
+
+def load_mnist(
+    train_size: int | None = None,
+    heldout_size: int | None = None,
+    device: torch.device | str = "cpu",
+    normalize: bool = True,
+    download: bool = True,
+) -> MNISTData:
+    """MNIST as float tensors on ``device``: images (N, 1, 28, 28), labels (N,); sizes as in `mnist_digits`.
+
+    Pixels are scaled to [0, 1], then standardized with MNIST's mean and standard deviation when
+    ``normalize`` is true: x ← (x/255 − 0.1307) / 0.3081.
+    """
+    digits = mnist_digits(train_size, heldout_size, download)
+
+    def as_float(images: torch.Tensor) -> torch.Tensor:
+        x = images.to(device=device, dtype=torch.float32).unsqueeze(1) / 255.0
+        return (x - MNIST_MEAN) / MNIST_STD if normalize else x
+
+    return MNISTData(as_float(digits.train_x), digits.train_y.to(device), as_float(digits.heldout_x),
+                     digits.heldout_y.to(device), digits.source)
+
+
+class DigitImages(torch.utils.data.Dataset):
+    """Digits served one at a time, as torchvision's datasets serve them: ``dataset[i]`` turns uint8 image i
+    (28, 28) into a PIL image, applies ``transform`` (e.g. ``ToTensor`` then ``Normalize``) and returns it
+    with its label. This is what a ``DataLoader`` iterates over, sample by sample, for data that does not fit
+    in memory; compare `DeviceBatches`, which cuts whole batches out of tensors already on the device.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        if images.dtype != torch.uint8 or images.ndim != 3:
+            raise ValueError(f"images must be uint8 of shape (N, H, W), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        self.images, self.labels, self.transform = images.cpu().numpy(), labels.cpu(), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index])
+        return (self.transform(image) if self.transform is not None else image), self.labels[index]
 
 
 def xor_parity(

@@ -76,6 +76,22 @@ class History:
         return f"History({self.summary()})"
 
 
+def set_trainable(module: torch.nn.Module, trainable: bool) -> int:
+    """Freeze (``trainable=False``) or unfreeze every parameter of ``module``; return how many values changed state.
+
+    A frozen parameter has ``requires_grad = False``: backward computes no gradient for it, its ``grad``
+    stays None, and optimizers skip it, so its value stays as it is (fine-tuning keeps pretrained features
+    this way). Its module still runs, and a batch normalization in it still updates its running statistics
+    in train mode.
+    """
+    changed = 0
+    for parameter in module.parameters():
+        if parameter.requires_grad != trainable:
+            parameter.requires_grad_(trainable)
+            changed += parameter.numel()
+    return changed
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
@@ -128,6 +144,7 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     description: str = "training",
+    before_epoch: Callable[[int], object] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_batches`` and return its `History`.
 
@@ -135,7 +152,8 @@ def fit(
     `course_lib.data.DeviceBatches` or a ``torch.utils.data.DataLoader``. Batches are moved to
     ``device`` (default: the model's), a no-op when they already live there. A NaN or infinite
     loss ends training before the optimizer step that would spread it, and is reported in
-    ``History.diverged`` and ``History.stop_reason``.
+    ``History.diverged`` and ``History.stop_reason``. ``before_epoch(e)``, if given, runs at the start of
+    epoch e = 0, 1, …: a schedule, e.g. unfreezing pretrained layers after a few epochs.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -144,6 +162,8 @@ def fit(
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=description, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
+        if before_epoch is not None:
+            before_epoch(epoch)
         model.train()
         loss_sum, metric_sum, count = 0.0, 0.0, 0
         for step, (x, y) in enumerate(train_batches):

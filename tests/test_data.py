@@ -168,3 +168,37 @@ def test_device_batches_stay_on_the_gpu():
     x = torch.randn(64, 2, device="cuda")
     for (xb,) in data.DeviceBatches(x, batch_size=16, generator=torch.Generator().manual_seed(0)):
         assert xb.device.type == "cuda"
+
+
+def test_mnist_digits_are_the_stored_bytes_and_load_mnist_normalizes_them(tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = torch.randint(0, 256, (10_000, 28, 28), dtype=torch.uint8)
+    write_idx(raw / "t10k-images-idx3-ubyte", images, compress=False)
+    write_idx(raw / "t10k-labels-idx1-ubyte", torch.arange(10_000) % 10, compress=False)
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    digits = data.mnist_digits(train_size=100, heldout_size=50)
+    assert digits.train_x.dtype == torch.uint8 and digits.train_x.shape == (100, 28, 28)
+    floats = data.load_mnist(train_size=100, heldout_size=50)
+    expected = (digits.train_x.float().unsqueeze(1) / 255 - data.MNIST_MEAN) / data.MNIST_STD
+    torch.testing.assert_close(floats.train_x, expected)
+    assert torch.equal(floats.heldout_y, digits.heldout_y)
+
+
+def test_digit_images_serve_one_transformed_sample_at_a_time():
+    import torchvision.transforms as T
+
+    images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(6)
+    dataset = data.DigitImages(images, labels, T.Compose([T.ToTensor(), T.Normalize([data.MNIST_MEAN], [data.MNIST_STD])]))
+    assert len(dataset) == 6
+    x, y = dataset[4]
+    assert x.shape == (1, 28, 28) and y == 4
+    torch.testing.assert_close(x, (images[4].float().unsqueeze(0) / 255 - data.MNIST_MEAN) / data.MNIST_STD)
+    batch_x, batch_y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
+    assert batch_x.shape == (3, 1, 28, 28) and batch_y.tolist() == [0, 1, 2]
+    pil, _ = data.DigitImages(images, labels)[0]
+    assert pil.size == (28, 28)
+    with pytest.raises(ValueError, match="uint8"):
+        data.DigitImages(images.float(), labels)

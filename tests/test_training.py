@@ -87,3 +87,29 @@ def test_fit_rejects_a_negative_epoch_count():
 
 def test_history_summary_of_an_empty_run():
     assert History().summary().startswith("0 epochs")
+
+
+def test_set_trainable_freezes_and_unfreezes_and_a_frozen_layer_does_not_move():
+    from course_lib.training import set_trainable
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    assert set_trainable(model[0], False) == 2 * 4 + 4
+    assert set_trainable(model[0], False) == 0, "already frozen"
+    before = model[0].weight.detach().clone()
+    x, y = blobs(n=64)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9), torch.nn.functional.cross_entropy,
+        [(x, y)], epochs=3, progress=False)
+    assert torch.equal(model[0].weight, before) and model[0].weight.grad is None
+    assert set_trainable(model, True) == 12
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.5), torch.nn.functional.cross_entropy, [(x, y)], epochs=1, progress=False)
+    assert not torch.equal(model[0].weight, before)
+
+
+def test_before_epoch_runs_a_schedule_at_every_epoch_start():
+    model = torch.nn.Linear(2, 2)
+    seen = []
+    x, y = blobs(n=32)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.functional.cross_entropy, [(x, y)], epochs=3,
+        progress=False, before_epoch=seen.append)
+    assert seen == [0, 1, 2]
