@@ -1,0 +1,338 @@
+"""The oracles of the g_infty reference sheet (§7), numbered as there."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from course_lib.ginfty import (EPSILON, GInfinity, active_count, capacity_for, delta_w, grow_all, regularization)
+from course_lib.layers import BatchNorm1d
+
+
+def fc_sublayer(width=6, batchnorm=True):
+    def make(i):
+        layers = [torch.nn.Linear(width, width)]
+        if batchnorm:
+            layers.append(BatchNorm1d(width))
+        return torch.nn.Sequential(*layers)
+    return make
+
+
+def layer(w=1.0, width=6, **options):
+    torch.manual_seed(0)
+    module = GInfinity(fc_sublayer(width), w_init=w, **options).double()
+    with torch.no_grad():
+        module.w.fill_(w)  # exactly w in float64, not float32(w)
+    return module
+
+
+# 1. δ identity ---------------------------------------------------------------------------------------
+
+def test_1_delta_identity_range_and_monotonicity():
+    x = torch.linspace(-5, 5, 401, dtype=torch.float64)
+    for w in (-1.0, 0.0, 0.3, 2.5):
+        w_t = torch.tensor(w, dtype=torch.float64)
+        d = delta_w(x, w_t)
+        torch.testing.assert_close(d, torch.relu(1 - torch.exp(x - w_t)), rtol=0, atol=1e-12)
+        assert ((d >= 0) & (d < 1)).all()
+        assert (d[1:] <= d[:-1]).all(), "non-increasing in x"
+    assert (delta_w(0.5, torch.tensor(2.0)) >= delta_w(0.5, torch.tensor(1.0))).all(), "non-decreasing in w"
+    w = torch.tensor([0.3, 1.7, 4.0], dtype=torch.float64, requires_grad=True)
+    xs = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
+    delta_w(xs, w).sum().backward()
+    expected = torch.exp(xs - w.detach()) * (xs < w.detach())
+    torch.testing.assert_close(w.grad, expected, rtol=0, atol=1e-12)
+
+
+def test_1_delta_never_overflows_and_keeps_small_differences():
+    w = torch.tensor(0.0, requires_grad=True)
+    d = delta_w(torch.tensor(200.0), w)  # e^{200} overflows float32
+    d.backward()
+    assert d.item() == 0.0 and w.grad.item() == 0.0 and not torch.isnan(w.grad)
+    eta = torch.tensor(3e-8)  # float32, w − x = η for x = 0
+    tiny = delta_w(torch.tensor(0.0), eta)
+    assert tiny.item() == pytest.approx(eta.item(), rel=1e-6), "1 − e^{−η} ≈ η without cancellation"
+    naive = torch.relu(1 - torch.exp(torch.tensor(0.0) - eta)).item()
+    assert abs(naive - eta.item()) / eta.item() > 0.5, "the textbook form is off by ~100 % in float32 (1 − e^{−η} rounds)"
+    with pytest.raises(ValueError, match="alpha"):
+        delta_w(0.0, torch.tensor(1.0), alpha=0.0)
+
+
+def test_delta_stretch_alpha():
+    w = torch.tensor(2.0, dtype=torch.float64)
+    x = torch.tensor(1.0, dtype=torch.float64)
+    assert delta_w(x, w, alpha=3.0).item() == pytest.approx(1 - math.exp(3 * (1 - 2)))
+
+
+# 2. integer w ----------------------------------------------------------------------------------------
+
+def test_2_integer_w():
+    for k in (1, 2, 3):
+        w = torch.tensor(float(k), dtype=torch.float64, requires_grad=True)
+        at_k = delta_w(k, w)
+        at_k.backward()
+        assert at_k.item() == 0.0 and w.grad.item() == 0.0, "δ_k(k) = 0 with a zero gradient"
+        w.grad = None
+        below = delta_w(k - 1, w)
+        below.backward()
+        assert below.item() == pytest.approx(1 - 1 / math.e) and w.grad.item() == pytest.approx(1 / math.e)
+        assert active_count(k) == k and active_count(k + 1e-4) == k + 1
+    assert active_count(0.0) == active_count(-0.7) == 0
+    assert capacity_for(0.3, 5) == capacity_for(5.0, 5) == 5 and capacity_for(5.01, 5) == 10
+
+
+# 3. w ≤ 0 --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("w", [0.0, -0.7])
+def test_3_nonpositive_w_gives_h_of_x(w):
+    module = layer(w)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    y = module(x)
+    assert torch.equal(y, torch.relu(x))
+    assert not y.requires_grad or module.w.grad is None
+    module.lambda_w = 0.0
+    if y.requires_grad:
+        y.sum().backward()
+    assert module.w.grad is None or module.w.grad.item() == 0.0
+
+
+# 4. closed form --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("w", [0.4, 1.0, 2.6, 4.2])
+def test_4_closed_form(w):
+    module = layer(w).eval()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    g = x
+    for i in range(active_count(w)):
+        g = torch.relu(g + (1 - math.exp(i - w)) * module.sublayers[i](g))
+    torch.testing.assert_close(module(x), torch.relu(g), rtol=0, atol=1e-12)
+
+
+# 5. capacity independence -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("run_inactive", [False, True])
+def test_5_capacity_independence(run_inactive):
+    small = layer(2.3, run_inactive=run_inactive).eval()
+    large = copy.deepcopy(small)
+    large._add_sublayers(10)
+    assert (small.capacity, large.capacity) == (5, 10)
+    x = torch.randn(3, 6, dtype=torch.float64)
+    torch.testing.assert_close(small(x), large(x), rtol=0, atol=0)
+    skipping = copy.deepcopy(small)
+    skipping.run_inactive = not run_inactive
+    torch.testing.assert_close(small(x), skipping(x), rtol=0, atol=1e-15)
+
+
+# 6. gradients of inactive sub-layers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("run_inactive", [True, False])
+def test_6_inactive_sublayers_get_zero_or_no_gradient(run_inactive):
+    module = layer(2.5, run_inactive=run_inactive)
+    module(torch.randn(8, 6, dtype=torch.float64)).square().sum().backward()
+    for i, sublayer in enumerate(module.sublayers):
+        for p in sublayer.parameters():
+            if i < 3:
+                assert p.grad is not None and p.grad.abs().sum() > 0, f"active sub-layer {i} learns"
+            elif run_inactive:
+                assert p.grad is not None and torch.equal(p.grad, torch.zeros_like(p)), f"inactive {i}: exact zeros"
+            else:
+                assert p.grad is None, f"skipped sub-layer {i}: no gradient at all"
+
+
+# 7. conditional regularizer ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("w", [2.4, 3.0])
+def test_7_conditional_regularizer_value_and_gradient(w):
+    lambda_w, lambda_f, n = 1e-4, 1e-2, 6
+    module = layer(w, lambda_w=lambda_w, lambda_f=lambda_f)
+    with torch.no_grad():
+        for sublayer in module.sublayers:
+            sublayer[1].weight.fill_(3.0)
+    r = module.regularization()
+    active = active_count(w)
+    expected = lambda_w * w ** 2 + lambda_f * sum((1 - math.exp(i + EPSILON - w)) * 9 * n for i in range(active) if i + EPSILON < w)
+    assert r.item() == pytest.approx(expected, rel=1e-9)
+    r.backward()
+    expected_grad = 2 * lambda_w * w + lambda_f * sum(math.exp(i + EPSILON - w) * 9 * n for i in range(active) if i + EPSILON < w)
+    assert module.w.grad.item() == pytest.approx(expected_grad, rel=1e-6)
+    for i, sublayer in enumerate(module.sublayers):
+        gamma_grad = sublayer[1].weight.grad
+        if i + EPSILON < w:
+            assert gamma_grad is not None and (gamma_grad != 0).all()
+        else:
+            assert gamma_grad is None or torch.equal(gamma_grad, torch.zeros_like(gamma_grad)), f"sub-layer {i} is inactive"
+
+
+def test_7_epsilon_survives_float32():
+    w = torch.tensor(2.0, requires_grad=True)  # float32, integer w: sub-layer 1 active, sub-layer 2 not
+    d = delta_w(2, w, shift=EPSILON)
+    d.backward()
+    assert d.item() == 0.0 and w.grad.item() == 0.0
+    assert float(torch.tensor(2.0) + EPSILON) == 2.0, "the naive form δ_w(i + ε) would lose ε in float32"
+
+
+def test_optional_penalties_on_beta_and_kernel():
+    plain = layer(1.5, lambda_f=1.0)
+    with_beta = layer(1.5, lambda_f=1.0, penalize_beta=True)
+    with_kernel = layer(1.5, lambda_f=1.0, penalize_kernel=True)
+    with torch.no_grad():
+        for m in (plain, with_beta, with_kernel):
+            for s in m.sublayers:
+                s[1].bias.fill_(2.0)
+    assert with_beta.regularization() > plain.regularization()
+    assert with_kernel.regularization() > plain.regularization()
+
+
+# 8. gradcheck ---------------------------------------------------------------------------------------
+
+def test_8_gradcheck_with_respect_to_w_and_x():
+    module = layer(2.4).eval()
+    x = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+
+    def run(w, x):
+        with torch.no_grad():
+            module.w.copy_(w)
+        g = x
+        for i in range(active_count(w.item())):
+            g = torch.relu(g + delta_w(i, w) * module.sublayers[i](g))
+        return g
+
+    assert torch.autograd.gradcheck(run, (torch.tensor(2.4, dtype=torch.float64, requires_grad=True), x))
+    w_grad = torch.autograd.grad(module(x).sum(), module.w)[0]
+    w_t = torch.tensor(2.4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(w_grad, torch.autograd.grad(run(w_t, x).sum(), w_t)[0])
+
+
+# 9. continuity across integers ----------------------------------------------------------------------
+
+def test_9_continuity_across_an_integer():
+    module = layer(2.0).eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    at_k = module(x)
+    with torch.no_grad():
+        module.w.fill_(2.0 + 1e-5)
+    assert (module(x) - at_k).abs().max().item() < 1e-3
+    assert (module(x) - at_k).abs().max().item() > 0, "a third sub-layer has just become active"
+
+
+# 10–11. growth ---------------------------------------------------------------------------------------
+
+def train_steps(model, optimizer, steps, x):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (model(x).square().mean() + regularization(model)).backward()
+        optimizer.step()
+        grow_all(model, optimizer)
+
+
+def test_10_growth_keeps_the_optimizer_state_bit_identical():
+    torch.manual_seed(0)
+    model = GInfinity(fc_sublayer(), w_init=4.9, lambda_w=1e-4, lambda_f=1e-8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(16, 6)
+    train_steps(model, optimizer, 3, x)
+    saved = {id(p): {k: (v.clone() if torch.is_tensor(v) else v) for k, v in optimizer.state[p].items()}
+             for p in model.parameters()}
+    old_parameters = list(model.parameters())
+    with torch.no_grad():
+        model.w.fill_(5.3)
+    new = grow_all(model, optimizer)
+    assert model.capacity == 10 and new
+    assert all(any(p is q for g in optimizer.param_groups for q in g["params"]) for p in new), "new parameters are optimized"
+    for p in old_parameters:
+        for key, value in saved[id(p)].items():
+            assert torch.equal(optimizer.state[p][key], value), "existing state is untouched"
+    assert new[0].device == model.w.device and new[0].dtype == model.w.dtype
+    train_steps(model, optimizer, 1, x)
+    assert optimizer.state[model.w]["step"].item() == 4, "w's step counter continues"
+    assert "exp_avg" in optimizer.state[model.sublayers[5][0].weight], "the newly active sub-layer 5 is trained"
+
+
+def test_10_contrast_recreating_the_optimizer_loses_its_state():
+    torch.manual_seed(0)
+    model = GInfinity(fc_sublayer(), w_init=4.9)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_steps(model, optimizer, 3, torch.randn(16, 6))
+    rebuilt = torch.optim.Adam(model.parameters(), lr=1e-3)  # what the reference did on growth
+    assert optimizer.state[model.w]["step"].item() == 3 and len(rebuilt.state) == 0
+
+
+def test_11_forward_refuses_a_depth_beyond_the_capacity():
+    module = layer(4.5)
+    with torch.no_grad():
+        module.w.fill_(5.5)
+    with pytest.raises(RuntimeError, match="grow"):
+        module(torch.randn(2, 6, dtype=torch.float64))
+    assert module.grow() and module.capacity == 10
+    module(torch.randn(2, 6, dtype=torch.float64))
+
+
+def test_growth_keeps_the_learning_rate_of_ws_group():
+    module = layer(4.9)
+    optimizer = torch.optim.SGD([{"params": list(module.parameters()), "lr": 0.123}], lr=1.0)
+    with torch.no_grad():
+        module.w.fill_(5.5)
+    module.grow(optimizer)
+    assert optimizer.param_groups[-1]["lr"] == 0.123
+
+
+# 13. module hygiene ---------------------------------------------------------------------------------
+
+def test_13_eval_to_and_state_dict_reach_the_sublayers(tmp_path):
+    module = layer(5.5 - 0.4)
+    with torch.no_grad():
+        module.w.fill_(7.2)
+    module.grow()
+    module(torch.randn(8, 6, dtype=torch.float64))  # update some running statistics
+    module.eval()
+    assert all(not m.training for m in module.modules())
+    torch.save(module.state_dict(), tmp_path / "checkpoint.pt")
+    fresh = layer(1.0)
+    assert fresh.capacity == 5
+    fresh.load_state_dict(torch.load(tmp_path / "checkpoint.pt"))
+    assert fresh.capacity == 10
+    fresh.eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    torch.testing.assert_close(fresh(x), module(x), rtol=0, atol=0)
+    moved = layer(1.0).float()
+    with torch.no_grad():
+        moved.w.fill_(6.0)
+    moved.grow()
+    assert all(p.dtype == torch.float32 for p in moved.parameters()), "future sub-layers follow w's dtype"
+
+
+def test_a_sublayer_that_changes_the_shape_is_rejected():
+    module = GInfinity(lambda i: torch.nn.Linear(4, 3), w_init=1.0)
+    with pytest.raises(ValueError, match="changed the shape"):
+        module(torch.randn(2, 4))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="w_step"):
+        GInfinity(fc_sublayer(), w_step=0)
+    with pytest.raises(ValueError, match="alpha"):
+        GInfinity(fc_sublayer(), alpha=-1.0)
+    with pytest.raises(ValueError, match="lambda"):
+        GInfinity(fc_sublayer(), lambda_w=-1.0)
+
+
+# 14. parameter accounting ---------------------------------------------------------------------------
+
+def test_14_parameter_accounting_and_telemetry():
+    width = 6
+    module = GInfinity(fc_sublayer(width, batchnorm=False), w_init=2.5)
+    assert module.parameters_in_use() == 3 * width * (width + 1) + 1, "A(w)·N(N+1) + 1, as in the paper"
+    with_bn = GInfinity(fc_sublayer(width), w_init=2.5)
+    assert with_bn.parameters_in_use() == 3 * (width * (width + 1) + 2 * width) + 1, "BN's γ and β count, its buffers do not"
+    assert with_bn.telemetry() == {"w": 2.5, "ceil_w": 3, "capacity": 5, "parameters_in_use": with_bn.parameters_in_use()}
+
+
+def test_convex_variant():
+    module = layer(1.5, residual=False).eval()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    g = x
+    for i in range(2):
+        d = 1 - math.exp(i - 1.5)
+        g = torch.relu((1 - d) * g + d * module.sublayers[i](g))
+    torch.testing.assert_close(module(x), torch.relu(g))
