@@ -58,12 +58,19 @@ class Scale:
     epochs_long: int  # passes over the small subset, long enough to overfit it
     hidden_units: int  # width of the small MLPs
     timing_repeats: int  # repetitions behind each median time
+    xor_steps: int  # training steps per number of active inputs in the g_infty XOR experiment
+    ginfty_mnist_train: int  # training digits of the g_infty MNIST experiment
+    ginfty_mnist_epochs: int  # its epochs
+    ginfty_mnist_widths: tuple[int, int, int]  # channels of its two conv blocks, units of its dense block
+    ginfty_mnist_batch: int  # its batch size
 
 
 QUICK = Scale(mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
-              hidden_units=64, timing_repeats=5)
+              hidden_units=64, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
+              ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64)
 FULL = Scale(mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
-             hidden_units=256, timing_repeats=31)
+             hidden_units=256, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
+             ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512)
 
 
 def scale() -> Scale:
