@@ -91,16 +91,19 @@ def remove_hidden_tests(source: str, where: str = "cell") -> str:
     return _replace_regions(source, find_regions(source, BEGIN_HIDDEN, END_HIDDEN, where), None)
 
 
+def _region_texts(source: str, begin_marker: str, end_marker: str, where: str) -> list[str]:
+    lines = source.splitlines()
+    return ["\n".join(lines[r.begin + 1: r.end]) for r in find_regions(source, begin_marker, end_marker, where)]
+
+
 def solution_texts(source: str, where: str = "cell") -> list[str]:
     """The answer code of each solution region (markers excluded), to check that none leaks."""
-    lines = source.splitlines()
-    return ["\n".join(lines[r.begin + 1: r.end]) for r in find_regions(source, BEGIN_SOLUTION, END_SOLUTION, where)]
+    return _region_texts(source, BEGIN_SOLUTION, END_SOLUTION, where)
 
 
 def hidden_test_texts(source: str, where: str = "cell") -> list[str]:
     """The code of each hidden-test region (markers excluded)."""
-    lines = source.splitlines()
-    return ["\n".join(lines[r.begin + 1: r.end]) for r in find_regions(source, BEGIN_HIDDEN, END_HIDDEN, where)]
+    return _region_texts(source, BEGIN_HIDDEN, END_HIDDEN, where)
 
 
 @dataclass(frozen=True)

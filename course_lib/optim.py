@@ -161,6 +161,14 @@ def _check_number(name: str, value: object, low: float = 0.0, high: float | None
         raise ValueError(f"{name} must be ≥ {low}{upper}, got {value!r}")
 
 
+def _run_closure(closure: Callable[[], Tensor] | None) -> Tensor | None:
+    """The loss the closure recomputes (with gradients enabled inside ``step``'s no_grad), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def _with_gradients(group: dict) -> list[Tensor]:
     return [p for p in group["params"] if p.grad is not None]
 
@@ -237,10 +245,7 @@ class SGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient; return the closure's loss, if one is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _run_closure(closure)
         for group in self.param_groups:
             hyper = dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
                          weight_decay=group["weight_decay"], nesterov=group["nesterov"])
@@ -306,10 +311,7 @@ class Adam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient; return the closure's loss, if one is given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _run_closure(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],

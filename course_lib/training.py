@@ -165,7 +165,8 @@ def fit(
         if before_epoch is not None:
             before_epoch(epoch)
         model.train()
-        loss_sum, metric_sum, count = 0.0, 0.0, 0
+        loss_sum, count = 0.0, 0
+        metric_sum = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
         for step, (x, y) in enumerate(train_batches):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             output = model(x)
@@ -182,14 +183,14 @@ def fit(
             n = x.shape[0]
             loss_sum += loss_value * n
             if metric is not None:
-                metric_sum += metric(output.detach(), y).item() * n
+                metric_sum += metric(output.detach(), y).double() * n
             count += n
         if history.diverged:
             break
         if count == 0:
             raise ValueError("train_batches is empty: there is nothing to train on")
         history.train_loss.append(loss_sum / count)
-        history.train_accuracy.append(metric_sum / count if metric is not None else math.nan)
+        history.train_accuracy.append(metric_sum.item() / count if metric is not None else math.nan)
         postfix = {"loss": f"{history.train_loss[-1]:.4f}"}
         if heldout_batches is not None:
             heldout_loss, heldout_metric = evaluate(model, heldout_batches, loss_fn, metric, device)
