@@ -62,7 +62,6 @@ def run_sum_toy(init: str = "normal", width: int = 1000, steps_per_cycle: int = 
     model = sum_model(width, init, g).to(device)
     x, y = sum_data(pool, g, device)
     batches = DeviceBatches(x, y, batch_size=1000, generator=g)
-    first: dict = {}
 
     def train(m: nn.Module) -> float:
         optimizer = SGD(m.parameters(), lr=0.01, momentum=0.3)
@@ -78,16 +77,14 @@ def run_sum_toy(init: str = "normal", width: int = 1000, steps_per_cycle: int = 
                 step += 1
                 if step == steps_per_cycle:
                     break
-        if not first:
-            s = activation_stats(m, batches, layers=["relu"])["relu"]
-            first.update(dead=int(s.dead().sum()), always_active=int(s.always_active().sum()))
-            first["switching"] = s.units - first["dead"] - first["always_active"]
         return float(loss.detach())
 
     chains = find_chains(model, x[:2])
     history = train_prune_cycles(model, chains, train, batches, max_cycles=max_cycles, distort=distort, generator=g)
     with torch.no_grad():
         mse = float(nn.functional.mse_loss(model(x), y))
+    dead, always = history[0].removed["relu"], history[0].always_active["relu"]
+    first = {"dead": dead, "always_active": always, "switching": width - dead - always}
     return {"history": history, "widths": [c.widths["relu"] for c in history], "mse": mse, "first_cycle": first,
             "model": model}
 

@@ -63,14 +63,19 @@ class Scale:
     ginfty_mnist_epochs: int  # its epochs
     ginfty_mnist_widths: tuple[int, int, int]  # channels of its two conv blocks, units of its dense block
     ginfty_mnist_batch: int  # its batch size
+    prune_toy_steps: int  # training steps per train/prune cycle of the y = i1 + i2 toy (lecture 08)
+    autoencoder_train: int  # training digits of the pruned MNIST autoencoder (lecture 08)
+    autoencoder_epochs: int  # its epochs
 
 
 QUICK = Scale(mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
               hidden_units=64, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
-              ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64)
+              ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
+              autoencoder_train=2_000, autoencoder_epochs=3)
 FULL = Scale(mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
              hidden_units=256, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
-             ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512)
+             ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512, prune_toy_steps=2_000,
+             autoencoder_train=50_000, autoencoder_epochs=10)
 
 
 def scale() -> Scale:

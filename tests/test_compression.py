@@ -231,10 +231,10 @@ def test_svd_linear_error_is_the_eckart_young_prediction():
     torch.manual_seed(0)
     linear = nn.Linear(64, 48).double()
     x = torch.randn(10, 64, dtype=torch.float64)
-    S = torch.linalg.svdvals(linear.weight)
+    S = torch.linalg.svdvals(linear.weight.detach())
     for k in (1, 5, 27, 48):
         factorized, rep = svd_factorize_linear(linear, rank=k)
-        W_k = factorized[1].weight @ factorized[0].weight
+        W_k = (factorized[1].weight @ factorized[0].weight).detach()
         assert math.isclose(rep.measured_error, float(S[k:].pow(2).sum().sqrt()), rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(rep.predicted_error, rep.measured_error, rel_tol=1e-12, abs_tol=1e-12)
         if k < 48:
@@ -263,7 +263,7 @@ def test_separable_conv_error_and_output_match_the_rebuilt_kernel():
     torch.manual_seed(0)
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1).double()
     x = torch.randn(2, 4, 11, 9, dtype=torch.float64)
-    S = torch.linalg.svdvals(kernel_matrix(conv.weight))
+    S = torch.linalg.svdvals(kernel_matrix(conv.weight.detach()))
     for P in (1, 3, 7, 12):
         factorized, rep = separable_factorize_conv(conv, rank=P)
         W_P = rebuilt_kernel(factorized)

@@ -134,21 +134,27 @@ def activation_stats(model: nn.Module, batches: Iterable, layers: Sequence[str |
         def hook(module, inputs, output):
             if not isinstance(output, Tensor) or output.dim() < 2:
                 raise ValueError(f"layers: module {name!r} must output a (N, units, ...) tensor")
-            a = output.detach().transpose(0, 1).reshape(output.shape[1], -1).double()  # (units, observations)
+            a = output.detach()
+            dims = [0, *range(2, a.dim())]  # every axis but the unit axis 1
+            units = a.shape[1]
             s = stats.get(name)
             if s is None:
-                zeros = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
-                s = stats[name] = UnitStats(0, torch.zeros(a.shape[0], dtype=torch.int64, device=a.device), zeros,
+                zeros = torch.zeros(units, dtype=torch.float64, device=a.device)
+                s = stats[name] = UnitStats(0, torch.zeros(units, dtype=torch.int64, device=a.device), zeros,
                                             zeros.clone(), torch.full_like(zeros, -torch.inf),
                                             torch.full_like(zeros, torch.inf))
-            elif s.units != a.shape[0]:
-                raise ValueError(f"module {name!r} produced {a.shape[0]} units after {s.units} in an earlier batch")
-            s.observations += a.shape[1]
-            s.active += (a > 0).sum(1)
-            s.total += a.sum(1)
-            s.total_sq += (a * a).sum(1)
-            torch.maximum(s.max, a.amax(1), out=s.max)
-            torch.minimum(s.min, a.amin(1), out=s.min)
+            elif s.units != units:
+                raise ValueError(f"module {name!r} produced {units} units after {s.units} in an earlier batch")
+            per_unit = a.numel() // units
+            s.observations += per_unit
+            if per_unit < 2**24:  # sign(relu(a)) is 1 where a > 0, else 0; a float sum of ones is exact below 2**24
+                s.active += torch.relu(a).sign_().sum(dims).long()  # (several times faster than summing a > 0)
+            else:
+                s.active += (a > 0).sum(dims)
+            s.total += a.sum(dims).double()  # per batch in a's precision, accumulated in float64
+            s.total_sq += a.square().sum(dims).double()
+            torch.maximum(s.max, a.amax(dims).double(), out=s.max)
+            torch.minimum(s.min, a.amin(dims).double(), out=s.min)
         return hook
 
     was_training = model.training
@@ -163,6 +169,9 @@ def activation_stats(model: nn.Module, batches: Iterable, layers: Sequence[str |
         model.train(was_training)
     if not stats:
         raise ValueError("batches: no data was seen (an empty iterable?)")
+    for name, s in stats.items():
+        if not torch.isfinite(s.total).all():
+            raise ValueError(f"module {name!r} produced NaN or infinite activations: fix the model before pruning it")
     result = ActivationStats()
     for name in modules:  # in the model's order
         if name in stats:

@@ -162,9 +162,13 @@ class Latency:
         return f"{self.median_ms:.3f} ms (IQR {self.iqr_ms:.3f} ms, {self.runs} runs)"
 
 
-def measure_latency(model: nn.Module, example_input: Tensor, threads: int = 1, min_run_time: float = 0.5) -> Latency:
-    """Median forward time of ``model`` on ``example_input`` without autograd, via `torch.utils.benchmark.Timer`."""
-    if not isinstance(threads, int) or threads < 1:
+def measure_latency(model: nn.Module, example_input: Tensor, threads: int = 1, min_run_time: float = 0.2) -> Latency:
+    """Median forward time of ``model`` on ``example_input`` without autograd, via `torch.utils.benchmark.Timer`.
+
+    ``adaptive_autorange`` warms up, picks a block size, and times blocks until at least ``min_run_time`` seconds
+    and four blocks have run and the interquartile range is within 10 % of the median (or 10·min_run_time passed).
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     if not min_run_time > 0:
         raise ValueError(f"min_run_time must be positive (seconds), got {min_run_time!r}")
@@ -173,8 +177,8 @@ def measure_latency(model: nn.Module, example_input: Tensor, threads: int = 1, m
         with torch.no_grad():
             model(example_input)
 
-    m = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads).blocked_autorange(
-        min_run_time=min_run_time)
+    timer = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
+    m = timer.adaptive_autorange(threshold=0.1, min_run_time=min_run_time, max_run_time=10 * min_run_time)
     return Latency(m.median * 1e3, m.iqr * 1e3, len(m.times))
 
 

@@ -307,6 +307,7 @@ class Cycle:
     loss: float  # what ``train`` returned
     widths: dict[str, int]  # units per chain after this cycle's pruning
     removed: dict[str, int] = field(default_factory=dict)
+    always_active: dict[str, int] = field(default_factory=dict)  # units active on every observation, before pruning
     output_change: float = 0.0  # max |output after − output before| this cycle's pruning, on the first batch
 
 
@@ -338,7 +339,8 @@ def train_prune_cycles(model: nn.Module, chains: dict[str, Chain], train: Callab
         if distort:
             distort_weights(model, generator)
         loss = float(train(model))
-        dead = activation_stats(model, batches, layers=list(chains)).dead(threshold)
+        stats = activation_stats(model, batches, layers=list(chains))
+        dead = stats.dead(threshold)
         removed = {}
         before = outputs()
         for name, chain in chains.items():
@@ -347,7 +349,8 @@ def train_prune_cycles(model: nn.Module, chains: dict[str, Chain], train: Callab
                 keep[0] = True
             removed[name] = prune_units(chain, keep).removed if not keep.all() else 0
         change = float((outputs() - before).abs().max())
-        history.append(Cycle(cycle, loss, {n: c.width for n, c in chains.items()}, removed, change))
+        always = {n: int(s.always_active().sum()) for n, s in stats.items()}
+        history.append(Cycle(cycle, loss, {n: c.width for n, c in chains.items()}, removed, always, change))
         if not any(removed.values()):
             break
     return history
