@@ -238,7 +238,7 @@ def test_svd_linear_error_is_the_eckart_young_prediction():
         assert math.isclose(rep.measured_error, float(S[k:].pow(2).sum().sqrt()), rel_tol=1e-12, abs_tol=1e-12)
         assert math.isclose(rep.predicted_error, rep.measured_error, rel_tol=1e-12, abs_tol=1e-12)
         if k < 48:
-            assert math.isclose(float(torch.linalg.matrix_norm(linear.weight - W_k, ord=2)), float(S[k]), rel_tol=1e-12)
+            assert math.isclose(float(torch.linalg.matrix_norm(linear.weight.detach() - W_k, ord=2)), float(S[k]), rel_tol=1e-12)
         assert torch.allclose(factorized(x), x @ W_k.T + linear.bias, atol=1e-13)
         assert rep.params_after == k * (64 + 48) + 48 and rep.macs_after == k * 112 and rep.macs_before == 64 * 48
     assert rep.measured_error < 1e-12  # full rank is exact

@@ -19,7 +19,7 @@ integers, so the result does not depend on the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -114,8 +114,20 @@ def _select_modules(model: nn.Module, layers: Sequence[str | type] | None) -> di
     return chosen
 
 
-def _inputs(batch) -> Tensor:
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+@torch.no_grad()
+def observe(model: nn.Module, batches: Iterable, hooks: dict[nn.Module, Callable]) -> None:
+    """Run ``batches`` (tensors, or (inputs, targets) pairs) through ``model`` in eval mode without autograd, with
+    each ``hooks[module]`` attached as a forward hook; the hooks are always removed and the mode restored."""
+    handles = [m.register_forward_hook(hook) for m, hook in hooks.items()]
+    was_training = model.training
+    try:
+        model.eval()
+        for batch in batches:
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -157,16 +169,7 @@ def activation_stats(model: nn.Module, batches: Iterable, layers: Sequence[str |
             torch.minimum(s.min, a.amin(dims).double(), out=s.min)
         return hook
 
-    was_training = model.training
-    handles = [m.register_forward_hook(observer(n)) for n, m in modules.items()]
-    try:
-        model.eval()
-        for batch in batches:
-            model(_inputs(batch))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    observe(model, batches, {m: observer(n) for n, m in modules.items()})
     if not stats:
         raise ValueError("batches: no data was seen (an empty iterable?)")
     for name, s in stats.items():

@@ -33,6 +33,8 @@ from torch import Tensor, nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
+from course_lib.compression.activations import observe
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameter entries (shared parameters counted once)."""
@@ -133,15 +135,7 @@ def count_macs(model: nn.Module, example_input: Tensor) -> MacTable:
                                      elementwise))
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
-    was_training = model.training
-    try:
-        model.eval()
-        model(example_input)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    observe(model, [example_input], {m: hook(n) for n, m in leaves})
     return table
 
 

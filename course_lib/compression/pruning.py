@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from course_lib.compression.activations import ACTIVATIONS, activation_stats
+from course_lib.compression.activations import ACTIVATIONS, activation_stats, observe
 
 PRODUCERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -104,15 +104,7 @@ def find_chains(model: nn.Module, example_input: Tensor) -> dict[str, Chain]:
     """
     leaves = _leaves(model)
     shapes: dict[str, torch.Size] = {}
-    handles = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, i[0].shape)) for n, m in leaves]
-    was_training = model.training
-    try:
-        model.eval()
-        model(example_input)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    observe(model, [example_input], {m: lambda mod, i, o, n=n: shapes.__setitem__(n, i[0].shape) for n, m in leaves})
     chains: dict[str, Chain] = {}
     i = 0
     while i < len(leaves):
@@ -261,15 +253,7 @@ def merge_always_active(model: nn.Module, chain: Chain, batches: Iterable, alway
     def record_lowest(module, inputs, output):  # returns None: the module's output is left alone
         torch.minimum(lowest, (inputs[0] @ V.T).amin(0), out=lowest)
 
-    handle = p.register_forward_hook(record_lowest)
-    was_training = model.training
-    try:
-        model.eval()
-        for batch in batches:
-            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
-    finally:
-        handle.remove()
-        model.train(was_training)
+    observe(model, batches, {p: record_lowest})
     shift = margin - lowest
 
     new_bias = c.bias + c.weight[:, ia] @ b1[ia] - US @ shift
