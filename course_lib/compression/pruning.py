@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.compression.activations import ACTIVATIONS, activation_stats, observe
+from course_lib.sequential import leaf_modules
 
 PRODUCERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -81,19 +82,6 @@ def _check_groups(m: nn.Module, role: str) -> None:
         raise ValueError(f"{role}: grouped convolutions (groups={m.groups}) are not supported; only groups=1")
 
 
-def _leaves(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    children = list(module.named_children())
-    if not children:
-        return [(prefix, module)]
-    if not isinstance(module, nn.Sequential):
-        raise ValueError(f"model: find_chains follows nn.Sequential containers only, but {prefix or 'the model'!r} is a "
-                         f"{type(module).__name__}; build the Chain objects by hand for other graphs")
-    out = []
-    for name, child in children:
-        out += _leaves(child, f"{prefix}.{name}" if prefix else name)
-    return out
-
-
 @torch.no_grad()
 def find_chains(model: nn.Module, example_input: Tensor) -> dict[str, Chain]:
     """The prunable chains of a model built from (nested) nn.Sequential containers, keyed by activation name.
@@ -102,7 +90,7 @@ def find_chains(model: nn.Module, example_input: Tensor) -> dict[str, Chain]:
     producer, an optional norm, an activation, only channel-wise modules or a Flatten after it, and a consumer;
     the output layer has no consumer and is never pruned.
     """
-    leaves = _leaves(model)
+    leaves = leaf_modules(model)
     shapes: dict[str, torch.Size] = {}
     observe(model, [example_input], {m: lambda mod, i, o, n=n: shapes.__setitem__(n, i[0].shape) for n, m in leaves})
     chains: dict[str, Chain] = {}

@@ -1,0 +1,23 @@
+"""Seeing what hidden layers compute (lecture 09), one idea per module:
+
+- `capture`       recording activations safely (copied, hooks always removed), feature-map grids, top inputs
+- `deconvnet`     Zeiler & Fergus' deconvnet with explicit switches, and the modified-gradient cross-check
+- `maximize`      activation maximization with Yosinski's per-step regularizers and natural pre-image priors
+- `checkerboard`  the uneven overlap of transposed convolutions, and a score for period-2 grids
+"""
+
+from course_lib.visualization.capture import Recording, TopActivations, capture, feature_grid, top_activating
+from course_lib.visualization.checkerboard import checkerboard_score, overlap_map, parity_energies
+from course_lib.visualization.deconvnet import DeconvNet, leaf_modules, modified_backprop, unpool
+from course_lib.visualization.maximize import (BoundedRange, ClipSmallContribution, ClipSmallNorm, GaussianBlur,
+                                               Jitter, L2Decay, Maximization, Objective, Reconstruction,
+                                               TotalVariation, alpha_norm, ascent_step, channel, evaluate_objective,
+                                               gaussian_blur, invert, logit, maximize, neuron, total_variation)
+
+__all__ = [
+    "Recording", "TopActivations", "capture", "feature_grid", "top_activating", "checkerboard_score", "overlap_map",
+    "parity_energies", "DeconvNet", "leaf_modules", "modified_backprop", "unpool", "BoundedRange",
+    "ClipSmallContribution", "ClipSmallNorm", "GaussianBlur", "Jitter", "L2Decay", "Maximization", "Objective",
+    "Reconstruction", "TotalVariation", "alpha_norm", "ascent_step", "channel", "evaluate_objective", "gaussian_blur",
+    "invert", "logit", "maximize", "neuron", "total_variation",
+]
