@@ -10,6 +10,7 @@ One module per idea, each readable on its own:
 - `course_lib.widgets`   experiment panels: a plain function driven by sliders or by code
 - `course_lib.exercises` exercise notebooks generated from solution notebooks
 - `course_lib.compression` pruning, factorization, MAC counting, weight sharing (lecture 08)
+- `course_lib.visualization` activation capture, the deconvnet, activation maximization, checkerboards (lecture 09)
 """
 
 __version__ = "0.1.0"

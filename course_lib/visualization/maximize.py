@@ -124,24 +124,28 @@ def _zero_smallest(x: Tensor, score: Tensor, percent: float) -> Tensor:
     return x * keep[:, None]
 
 
-class ClipSmallNorm:
+class _ClipSmallest:
+    """Zero the ``percent`` % of pixels of each image with the smallest `score` (a subclass says what it is)."""
+
     def __init__(self, percent: float = 20.0):
         if not 0.0 <= percent <= 100.0:
             raise ValueError(f"percent must be in [0, 100], got {percent!r}")
         self.percent = percent
 
     def project(self, x: Tensor, grad: Tensor, step: int) -> Tensor:
-        return _zero_smallest(x, x.norm(dim=1), self.percent)
+        return _zero_smallest(x, self.score(x, grad), self.percent)
 
 
-class ClipSmallContribution:
-    def __init__(self, percent: float = 20.0):
-        if not 0.0 <= percent <= 100.0:
-            raise ValueError(f"percent must be in [0, 100], got {percent!r}")
-        self.percent = percent
+class ClipSmallNorm(_ClipSmallest):
+    @staticmethod
+    def score(x: Tensor, grad: Tensor) -> Tensor:
+        return x.norm(dim=1)  # the pixel's norm over channels
 
-    def project(self, x: Tensor, grad: Tensor, step: int) -> Tensor:
-        return _zero_smallest(x, (x * grad).sum(dim=1).abs(), self.percent)
+
+class ClipSmallContribution(_ClipSmallest):
+    @staticmethod
+    def score(x: Tensor, grad: Tensor) -> Tensor:
+        return (x * grad).sum(dim=1).abs()  # |Σ_c x·g|: how much a would change if the pixel were set to 0
 
 
 def alpha_norm(x: Tensor, B: float = 1.0, alpha: float = 6.0) -> Tensor:
