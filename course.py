@@ -2,8 +2,9 @@
 """Set up the course and run it: the two commands of the README.
 
     python3 course.py lab     create .venv if absent, install the course into it, open JupyterLab on lectures/
-    python3 course.py test    the same set-up, then every test: unit tests, all notebooks through nbval,
-                              the exercise checks (quick mode)
+    python3 course.py test    the same set-up (and Debian's chromium for the browser tests, when it is
+                              missing and apt-get may install it), then every test: unit tests, all
+                              notebooks through nbval, the exercise checks, the browser tests (quick mode)
 
 Both are safe to run again: the virtual environment is created once, and the install step runs
 again only when pyproject.toml has changed since the last successful install. Arguments after
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -77,8 +79,34 @@ def run_lab(python: Path, extra: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive a system Chromium. Install Debian's package when none is found and apt-get may run
+    (as root, or through sudo without a password); otherwise say so: those tests are then skipped with the reason."""
+    if os.environ.get("COURSE_CHROMIUM") or any(shutil.which(name) for name in BROWSERS):
+        return
+    apt = shutil.which("apt-get")
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    prefix = [] if is_root else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if apt is None or prefix is None:
+        print("No Chromium found and no way to install it here: the browser tests will be skipped. "
+              "Install a Chromium (Debian: apt-get install chromium) or set COURSE_CHROMIUM to one.", flush=True)
+        return
+    print("Installing Chromium for the browser tests (apt-get install chromium) ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = [*prefix, apt, "install", "-y", "--no-install-recommends", "chromium", "fonts-dejavu-core"]
+    if subprocess.run(install, env=env).returncode != 0:
+        subprocess.run([*prefix, apt, "update"], env=env)
+        subprocess.run(install, env=env)
+    if not any(shutil.which(name) for name in BROWSERS):
+        print("Chromium could not be installed: the browser tests will be skipped.", flush=True)
+
+
 def run_tests(python: Path, extra: list[str]) -> int:
     """Run the whole suite in quick mode (conftest.py switches it on)."""
+    ensure_chromium()
     return subprocess.run([str(python), "-m", "pytest", *extra], cwd=ROOT).returncode
 
 

@@ -102,7 +102,9 @@ class ExperimentPanel:
         self.error: str | None = None
         self.runs = 0
         self._holding = False
-        self.widget = widgets.VBox([widgets.HBox(list(self.controls.values())), self.output])
+        # the controls wrap onto several rows: squeezed into one, a panel with many sliders shrinks each to nothing
+        controls_row = widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([controls_row, self.output])
 
     def values(self) -> dict[str, Any]:
         """The keyword arguments the controls currently select."""

@@ -72,3 +72,10 @@ def test_bad_panels_are_rejected_with_the_argument_named():
         ExperimentPanel(square_experiment, x="big")
     with pytest.raises(ValueError, match="0 < low < high"):
         log_slider(1.0, 0.1)
+
+
+def test_the_controls_wrap_onto_several_rows_instead_of_shrinking():
+    panel = make_panel()
+    row = panel.widget.children[0]
+    assert list(row.children) == list(panel.controls.values())
+    assert row.layout.flex_flow == "row wrap"  # the browser test checks that a slider keeps a usable width
