@@ -24,7 +24,7 @@ from torch import nn
 
 from course_lib.compression.activations import activation_stats
 from course_lib.compression.counting import count_macs, count_params
-from course_lib.compression.pruning import (batchnorm_scales, find_chains, l1_penalty, prune_units,
+from course_lib.compression.pruning import (batchnorm_scales, find_chains, l1_penalty, prune_dead_units,
                                             train_prune_cycles)
 from course_lib.data import DeviceBatches
 from course_lib.optim import SGD, Adam
@@ -143,11 +143,8 @@ def run_autoencoder_pruning(images: torch.Tensor, heldout: torch.Tensor, epochs:
               "macs": count_macs(model, example).total_macs, "params": count_params(model)}
     with torch.no_grad():
         out_before = model.eval()(heldout)
-    dead = activation_stats(model, DeviceBatches(images, batch_size=500, shuffle=False), layers=list(chains)).dead()
-    for name, chain in chains.items():
-        keep = ~dead[name]
-        if not keep.all():
-            prune_units(chain, keep if keep.any() else torch.arange(chain.width) == 0)
+    prune_dead_units(chains, activation_stats(model, DeviceBatches(images, batch_size=500, shuffle=False),
+                                              layers=list(chains)).dead())
     with torch.no_grad():
         out_after = model(heldout)
     after = {"widths": {n: c.width for n, c in chains.items()}, "mse": reconstruction_mse(model, heldout),

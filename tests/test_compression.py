@@ -11,9 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from course_lib.compression import (Chain, DepthwiseSeparableConv, Separable1D, activation_stats, conv_macs,
                                     conv_transpose_macs, count_macs, count_params, depthwise_separable_macs,
                                     find_chains, flop_counter_macs, kernel_matrix, kmeans_1d, measure_latency,
-                                    merge_always_active, prune_units, rebuilt_kernel, separable1d_macs,
-                                    separable_factorize_conv, share_weights, state_dict_bytes, svd_factorize_linear,
-                                    train_prune_cycles)
+                                    merge_always_active, prune_dead_units, prune_units, rebuilt_kernel,
+                                    separable1d_macs, separable_factorize_conv, share_weights, state_dict_bytes,
+                                    svd_factorize_linear, train_prune_cycles)
 from course_lib.compression_experiments import autoencoder, run_sum_toy, sum_data, sum_model
 from course_lib.layers import BatchNorm2d as CourseBatchNorm2d
 
@@ -33,11 +33,7 @@ def dead_mlp(dtype=torch.float32, width=200, seed=0):
 
 def prune_dead(model, x):
     chains = find_chains(model, x[:2])
-    stats = activation_stats(model, [x], layers=list(chains))
-    for name, chain in chains.items():
-        keep = ~stats[name].dead()
-        if not keep.all():
-            prune_units(chain, keep)
+    prune_dead_units(chains, activation_stats(model, [x], layers=list(chains)).dead())
     return chains
 
 

@@ -16,7 +16,8 @@ from course_lib.compression.counting import (Latency, MacTable, conv_macs, conv_
 from course_lib.compression.factorization import (FactorizationReport, choose_rank, kernel_matrix, rebuilt_kernel,
                                                   separable_factorize_conv, svd_factorize_linear)
 from course_lib.compression.pruning import (Chain, Cycle, PruneReport, batchnorm_scales, distort_weights, find_chains,
-                                            l1_penalty, merge_always_active, prune_units, train_prune_cycles)
+                                            l1_penalty, merge_always_active, prune_dead_units, prune_units,
+                                            train_prune_cycles)
 from course_lib.compression.sharing import SharedWeights, SharingReport, kmeans_1d, share_weights
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "linear_macs", "measure_latency", "separable1d_macs", "state_dict_bytes", "FactorizationReport", "choose_rank",
     "kernel_matrix", "rebuilt_kernel", "separable_factorize_conv", "svd_factorize_linear", "Chain", "Cycle",
     "PruneReport", "batchnorm_scales", "distort_weights", "find_chains", "l1_penalty", "merge_always_active",
-    "prune_units", "train_prune_cycles", "SharedWeights", "SharingReport", "kmeans_1d", "share_weights",
+    "prune_dead_units", "prune_units", "train_prune_cycles", "SharedWeights", "SharingReport", "kmeans_1d", "share_weights",
 ]

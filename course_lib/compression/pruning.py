@@ -253,6 +253,19 @@ def merge_always_active(model: nn.Module, chain: Chain, batches: Iterable, alway
     return p.out_features
 
 
+def prune_dead_units(chains: dict[str, Chain], dead: dict[str, Tensor]) -> dict[str, int]:
+    """Remove the units marked in ``dead`` (bool masks keyed like ``chains``, e.g. `ActivationStats.dead`) from every
+    chain; a chain whose units are all dead keeps its first one, so the network stays connected. Returns the number
+    of units removed per chain."""
+    removed = {}
+    for name, chain in chains.items():
+        keep = ~dead[name]
+        if not keep.any():
+            keep[0] = True
+        removed[name] = prune_units(chain, keep).removed if not keep.all() else 0
+    return removed
+
+
 def l1_penalty(tensors: Iterable[Tensor]) -> Tensor:
     """Σ |t| over all entries of all ``tensors`` (the thesis' "regularized" variant; on BN γ: network slimming)."""
     return sum(t.abs().sum() for t in tensors)
@@ -313,13 +326,8 @@ def train_prune_cycles(model: nn.Module, chains: dict[str, Chain], train: Callab
         loss = float(train(model))
         stats = activation_stats(model, batches, layers=list(chains))
         dead = stats.dead(threshold)
-        removed = {}
         before = outputs()
-        for name, chain in chains.items():
-            keep = ~dead[name]
-            if not keep.any():  # never disconnect the network: keep one unit
-                keep[0] = True
-            removed[name] = prune_units(chain, keep).removed if not keep.all() else 0
+        removed = prune_dead_units(chains, dead)
         change = float((outputs() - before).abs().max())
         always = {n: int(s.always_active().sum()) for n, s in stats.items()}
         history.append(Cycle(cycle, loss, {n: c.width for n, c in chains.items()}, removed, always, change))
