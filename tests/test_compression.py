@@ -8,13 +8,13 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib.compression import (Chain, DepthwiseSeparableConv, Separable1D, activation_stats, conv_macs,
+from course_lib.compression import (DepthwiseSeparableConv, Separable1D, activation_stats, conv_macs,
                                     conv_transpose_macs, count_macs, count_params, depthwise_separable_macs,
                                     find_chains, flop_counter_macs, kernel_matrix, kmeans_1d, measure_latency,
                                     merge_always_active, prune_dead_units, prune_units, rebuilt_kernel,
                                     separable1d_macs, separable_factorize_conv, share_weights, state_dict_bytes,
-                                    svd_factorize_linear, train_prune_cycles)
-from course_lib.compression_experiments import autoencoder, run_sum_toy, sum_data, sum_model
+                                    svd_factorize_linear)
+from course_lib.compression_experiments import autoencoder, run_sum_toy
 from course_lib.layers import BatchNorm2d as CourseBatchNorm2d
 
 

@@ -1,8 +1,6 @@
 """Oracles for course_lib.visualization: switches, the deconvnet against the modified gradient, the regularizers'
 invariants, reproducibility, and the overlap maps of transposed convolutions."""
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F

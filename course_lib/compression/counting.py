@@ -121,7 +121,6 @@ def _module_macs(m: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
     return 0, y.numel()
 
 
-@torch.no_grad()
 def count_macs(model: nn.Module, example_input: Tensor) -> MacTable:
     """Run ``example_input`` through ``model`` (eval mode, restored afterwards) and count each leaf module's MACs."""
     table = MacTable()

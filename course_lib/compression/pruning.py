@@ -33,25 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.compression.activations import ACTIVATIONS, activation_stats, observe
+from course_lib.layers import BatchNorm1d, BatchNorm2d, Dropout
 from course_lib.sequential import leaf_modules
 
 PRODUCERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+# torch's and course_lib's batch norms share the attribute names weight, bias, running_mean, running_var
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm1d, BatchNorm2d)
 CHANNELWISE = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d,
-               nn.Identity)
-
-
-def _is_norm(module: nn.Module) -> bool:
-    # torch's BatchNorm or course_lib's (same attribute names: weight, bias, running_mean, running_var)
-    return isinstance(module, NORMS) or (hasattr(module, "num_features") and hasattr(module, "running_var"))
-
-
-def _is_activation(module: nn.Module) -> bool:
-    return isinstance(module, ACTIVATIONS)
-
-
-def _is_channelwise(module: nn.Module) -> bool:
-    return isinstance(module, CHANNELWISE) or type(module).__name__ == "Dropout"  # course_lib.layers.Dropout too
+               Dropout, nn.Identity, nn.Flatten)
 
 
 @dataclass
@@ -102,16 +91,16 @@ def find_chains(model: nn.Module, example_input: Tensor) -> dict[str, Chain]:
             continue
         j = i + 1
         norm = None
-        if j < len(leaves) and _is_norm(leaves[j][1]):
+        if j < len(leaves) and isinstance(leaves[j][1], NORMS):
             norm = leaves[j][1]
             j += 1
-        if j >= len(leaves) or not _is_activation(leaves[j][1]):
+        if j >= len(leaves) or not isinstance(leaves[j][1], ACTIVATIONS):
             i = j
             continue
         act_name = leaves[j][0]
         j += 1
         spatial = 1
-        while j < len(leaves) and (_is_channelwise(leaves[j][1]) or isinstance(leaves[j][1], nn.Flatten)):
+        while j < len(leaves) and isinstance(leaves[j][1], CHANNELWISE):
             if isinstance(leaves[j][1], nn.Flatten):
                 spatial = math.prod(shapes[leaves[j][0]][2:])
             j += 1
@@ -273,7 +262,7 @@ def l1_penalty(tensors: Iterable[Tensor]) -> Tensor:
 
 def batchnorm_scales(model: nn.Module) -> list[Tensor]:
     """The γ of every BatchNorm of ``model``: L1 on them pushes whole channels towards zero (Liu et al. 2017)."""
-    return [m.weight for m in model.modules() if _is_norm(m) and getattr(m, "weight", None) is not None]
+    return [m.weight for m in model.modules() if isinstance(m, NORMS) and m.weight is not None]
 
 
 @torch.no_grad()
