@@ -2,9 +2,10 @@
 """Set up the course and run it: the two commands of the README.
 
     python3 course.py lab     create .venv if absent, install the course into it, open JupyterLab on lectures/
-    python3 course.py test    the same set-up (and Debian's chromium for the browser tests, when it is
-                              missing and apt-get may install it), then every test: unit tests, all
-                              notebooks through nbval, the exercise checks, the browser tests (quick mode)
+    python3 course.py test    the same set-up (and Debian's chromium for the browser tests and bubblewrap for
+                              the grading sandbox, when they are missing and apt-get may install them), then
+                              every test: unit tests, all notebooks through nbval, the exercise checks, the
+                              grading batches, the browser tests (quick mode)
 
 Both are safe to run again: the virtual environment is created once, and the install step runs
 again only when pyproject.toml has changed since the last successful install. Arguments after
@@ -82,31 +83,51 @@ def run_lab(python: Path, extra: list[str]) -> int:
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
-def ensure_chromium() -> None:
-    """The browser tests drive a system Chromium. Install Debian's package when none is found and apt-get may run
-    (as root, or through sudo without a password); otherwise say so: those tests are then skipped with the reason."""
-    if os.environ.get("COURSE_CHROMIUM") or any(shutil.which(name) for name in BROWSERS):
-        return
+def apt_install(packages: list[str], purpose: str) -> bool:
+    """Install Debian packages with apt-get when it may run here (as root, or through sudo without a password);
+    say why not otherwise. Returns whether apt-get ran successfully."""
     apt = shutil.which("apt-get")
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     prefix = [] if is_root else (["sudo", "-n"] if shutil.which("sudo") else None)
     if apt is None or prefix is None:
-        print("No Chromium found and no way to install it here: the browser tests will be skipped. "
-              "Install a Chromium (Debian: apt-get install chromium) or set COURSE_CHROMIUM to one.", flush=True)
-        return
-    print("Installing Chromium for the browser tests (apt-get install chromium) ...", flush=True)
+        reason = "there is no apt-get" if apt is None else "it needs root (or sudo without a password)"
+        print(f"Cannot install {' '.join(packages)} for {purpose}: {reason}.", flush=True)
+        return False
+    print(f"Installing {' '.join(packages)} for {purpose} (apt-get install) ...", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = [*prefix, apt, "install", "-y", "--no-install-recommends", "chromium", "fonts-dejavu-core"]
-    if subprocess.run(install, env=env).returncode != 0:
-        subprocess.run([*prefix, apt, "update"], env=env)
-        subprocess.run(install, env=env)
+    install = [*prefix, apt, "install", "-y", "--no-install-recommends", *packages]
+    if subprocess.run(install, env=env).returncode == 0:
+        return True
+    subprocess.run([*prefix, apt, "update"], env=env)
+    return subprocess.run(install, env=env).returncode == 0
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive a system Chromium: install Debian's package when none is found; without one those
+    tests are skipped with the reason."""
+    if os.environ.get("COURSE_CHROMIUM") or any(shutil.which(name) for name in BROWSERS):
+        return
+    apt_install(["chromium", "fonts-dejavu-core"], "the browser tests")
     if not any(shutil.which(name) for name in BROWSERS):
-        print("Chromium could not be installed: the browser tests will be skipped.", flush=True)
+        print("No Chromium: the browser tests will be skipped. Install one (Debian: apt-get install chromium) or "
+              "set COURSE_CHROMIUM to one.", flush=True)
+
+
+def ensure_bubblewrap() -> None:
+    """course-grade runs each submission's kernel under bubblewrap (Linux only): install Debian's package when it
+    is missing; without it the sandboxed grading tests are skipped with the reason."""
+    if not sys.platform.startswith("linux") or shutil.which("bwrap"):
+        return
+    apt_install(["bubblewrap"], "the grading sandbox")
+    if not shutil.which("bwrap"):
+        print("No bubblewrap: the sandboxed grading tests will be skipped. Install it (Debian/Ubuntu: "
+              "apt-get install bubblewrap).", flush=True)
 
 
 def run_tests(python: Path, extra: list[str]) -> int:
     """Run the whole suite in quick mode (conftest.py switches it on)."""
     ensure_chromium()
+    ensure_bubblewrap()
     return subprocess.run([str(python), "-m", "pytest", *extra], cwd=ROOT).returncode
 
 

@@ -1,0 +1,319 @@
+"""Grading a batch: the solutions' reference runs, every submission in its sandbox, the verdicts, the outputs.
+
+`grade` is what ``course-grade`` runs:
+
+1. read the solutions (their parts, see `course_lib.grading.verdicts`) and every submission's bytes (see
+   `course_lib.grading.submissions`), before anything runs;
+2. run, ``workers`` at a time, each exercise's solution notebook once and each submission, every one through
+   nbval with its kernel in its own sandbox (`course_lib.grading.runner`); a submission's graded copy has each
+   check cell, found by its part id, replaced by the solution's whole check cell, its expected values withheld
+   (`course_lib.grading.evidence.withhold_references`);
+3. decide each part in this process from the records (the solution's are the reference), and write the grade
+   table, the feedback, the logs and the manifest (`course_lib.grading.reports`).
+
+A submission can only cost its own points: whatever happens while grading it (a crash, a time limit, an error in
+the grader itself) becomes "not gradable" with a reason, and the batch goes on. Only a problem with the
+instructor's side stops the batch (exit status 2): unreadable solutions, a solution that fails its own checks or
+records no evidence, an output folder that is not the grader's, no sandbox without ``--no-sandbox``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import site
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+import course_lib
+from course_lib.grading import evidence, reports, runner, sandbox
+from course_lib.grading.submissions import Collection, Submission, collect, read_regular_file, shard
+from course_lib.grading.verdicts import (NOT_GRADABLE, ExerciseResult, Part, PartResult, exercise_parts, judge,
+                                         reference_records, ungraded_note)
+
+SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/proc", "/dev")
+
+
+@dataclass
+class Exercise:
+    name: str
+    notebook: nbformat.NotebookNode
+    parts: list[Part]
+    sha256: str
+
+
+@dataclass
+class Batch:
+    """What a batch produced: the verdicts, and what the summary says about it."""
+
+    results: list[ExerciseResult] = field(default_factory=list)
+    sandboxed: bool = True
+    collection: Collection = field(default_factory=Collection)
+    students: list[str] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)  # for the instructor: duplicated check cells, changed files
+
+
+def load_exercises(solutions: Path) -> dict[str, Exercise]:
+    """The exercises of ``solutions`` (a folder of solution notebooks, or one)."""
+    files = sorted(solutions.glob("*.ipynb")) if solutions.is_dir() else [solutions] if solutions.is_file() else []
+    if not files:
+        raise ValueError(f"no solution notebook in {solutions}")
+    exercises = {}
+    for path in files:
+        try:
+            data = read_regular_file(path)
+            notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+        except (OSError, ValueError, UnicodeDecodeError, nbformat.ValidationError) as error:
+            raise ValueError(f"cannot read the solution {path}: {error}") from None
+        exercises[path.stem] = Exercise(path.stem, notebook, exercise_parts(notebook, path.stem), reports.sha256(data))
+    return exercises
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or path.is_relative_to(folder)
+
+
+def visible_paths(data: Path | None, private: list[Path]) -> list[str]:
+    """The host folders a sandboxed kernel sees read-only: the Python installation, course_lib and the data.
+
+    None of them may contain a folder the kernel must not see (``private``: the solutions, the submissions, the
+    output, the grader's work folder)."""
+    candidates = [sys.base_prefix, sys.prefix, sys.exec_prefix, *site.getsitepackages(),
+                  str(Path(course_lib.__file__).resolve().parent)]
+    if data is not None and data.is_dir():
+        candidates.append(str(data))
+    real = sorted({os.path.realpath(c) for c in candidates if os.path.isdir(c)})
+    real = [p for p in real if not any(p == s or p.startswith(s + "/") for s in SYSTEM)]
+    kept = [p for p in real if not any(p != other and p.startswith(other + "/") for other in real)]
+    for path in kept:
+        for secret in private:
+            if _inside(secret, Path(path)):
+                raise ValueError(f"the sandbox would show {path}, which contains {secret}: move one of them")
+    return kept
+
+
+def kernel_environment(threads: int, device: str, data: Path | None) -> dict[str, str]:
+    """The whole environment of a submission's kernel (nothing of the instructor's own)."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": sandbox.HOME,
+           "USER": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+           evidence.GRADING_ENV: "1", "COURSE_QUICK": "1", "COURSE_DEVICE": device, "COURSE_THREADS": str(threads),
+           "OMP_NUM_THREADS": str(threads), "COURSE_OFFLINE": "1"}
+    if data is not None:
+        env["COURSE_DATA_DIR"] = str(data)
+    return env
+
+
+def _code_cells(notebook) -> list:
+    return [cell for cell in notebook.cells if cell.get("cell_type") == "code"]
+
+
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
+    return meta.get("grade_id") if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str) else None
+
+
+def run_solution(exercise: Exercise, workdir: Path, settings: runner.RunSettings, slot: int) -> runner.NotebookRun:
+    notebook = runner.graded_copy(nbformat.from_dict(exercise.notebook), {})
+    return runner.run_notebook(notebook, workdir, settings, slot)
+
+
+def reference_of(exercise: Exercise, run: runner.NotebookRun) -> dict[str, list[dict]]:
+    """Each part's reference records from the solution's run; a ValueError when the solution is not usable."""
+    index = {_grade_id(cell): i for i, cell in enumerate(_code_cells(exercise.notebook))}
+    return {part.part_id: reference_records(part, run.cells.get(index[part.part_id])) for part in exercise.parts}
+
+
+def grade_submission(submission: Submission, exercise: Exercise, workdir: Path,
+                     settings: runner.RunSettings, slot: int) -> tuple[ExerciseResult, object]:
+    """Run one submission; return its result with the part verdicts still to be made, and what judging needs."""
+    result = ExerciseResult(submission.student, submission.exercise)
+    if submission.refused:
+        result.results = [PartResult(p, NOT_GRADABLE, submission.refused) for p in exercise.parts]
+        return result, None
+    try:
+        notebook = nbformat.reads(submission.content.decode("utf-8"), as_version=4)
+        cells = _code_cells(notebook)
+    except Exception as error:  # any malformed file: the student's parts, never the batch
+        reason = f"not a readable notebook ({error.__class__.__name__})"
+        result.results = [PartResult(p, NOT_GRADABLE, reason) for p in exercise.parts]
+        return result, None
+    # The instructor's check cells, with their expected values withheld: only the solution's run computes them.
+    runner.graded_copy(notebook, {p.part_id: evidence.withhold_references(p.test_source) for p in exercise.parts})
+    run = runner.run_notebook(notebook, workdir, settings, slot)
+    result.log = run.log
+    return result, (cells, run)
+
+
+def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list[dict]], cells, run,
+           settings: runner.RunSettings, remarks: list[str]) -> None:
+    """The verdict on each part of a run submission, and the notes on the cells that are not graded."""
+    ids = [_grade_id(cell) for cell in cells]
+    graded = set()
+    for part in exercise.parts:
+        copies = [i for i, cell_id in enumerate(ids) if cell_id == part.part_id]
+        if not copies:
+            result.results.append(PartResult(part, NOT_GRADABLE, f"the graded cell '{part.part_id}' is missing "
+                                                                 "(deleted, or its metadata changed)"))
+            continue
+        answers = [i for i, cell_id in enumerate(ids) if cell_id in part.answer_ids]
+        after = [i for i in copies if answers and i > max(answers)]
+        chosen = after[0] if after else copies[-1]
+        graded.add(chosen)
+        if len(copies) > 1:
+            others = ", ".join(str(i + 1) for i in copies if i != chosen)
+            which = "the copy after your answer" if after else "the last copy"
+            result.note(f"the check cell '{part.part_id}' appears {len(copies)} times; {which} "
+                        f"(code cell {chosen + 1}) was graded, not code cell(s) {others}")
+            remarks.append(f"{result.student} {result.exercise}: check cell '{part.part_id}' appears {len(copies)} "
+                           f"times; graded code cell {chosen + 1}")
+        outcome = run.cells.get(chosen)
+        verdict = judge(part, reference[part.part_id], outcome, settings.cell_timeout)
+        if outcome is None and run.stopped:
+            verdict.message = f"not run: {run.stopped}"
+        result.results.append(verdict)
+    for index, outcome in sorted(run.cells.items()):
+        if index not in graded:
+            note = ungraded_note(index, outcome, settings.cell_timeout)
+            if note:
+                result.note(note)
+    if run.stopped:
+        result.note(run.stopped)
+
+
+def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
+          settings: runner.RunSettings | None = None, threads: int = 1, device: str = "cpu",
+          shard_spec: tuple[int, int] = (1, 1), sandboxed: bool = True) -> Batch:
+    """Grade every submission (of shard K of N); write the outputs into ``output``; return the batch."""
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive whole number, got {workers!r}")
+    exercises = load_exercises(solutions)
+    if sandboxed:
+        possible, why = sandbox.available()
+        if not possible:
+            raise ValueError(f"no sandbox can be made here: {why}. Grading without one lets a submission read the "
+                             "solutions and other submissions; pass --no-sandbox to do it anyway")
+    for folder, name in ((submissions, "submissions"), (solutions, "solutions")):
+        if folder.is_dir() and _inside(output, folder):
+            raise ValueError(f"the output folder {output} must not be inside the {name} folder")
+    found = collect(submissions, sorted(exercises))
+    students = shard(found.students, *shard_spec) if found.students else []
+    chosen = [s for s in found.submissions if s.student in set(students)]
+    reports.prepare_output(output)
+    private = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    try:
+        data = _data_dir()
+        base = settings or runner.RunSettings()
+        settings = runner.RunSettings(
+            cell_timeout=base.cell_timeout, timeout=base.timeout, sandboxed=sandboxed, limits=base.limits,
+            env=tuple(kernel_environment(threads, device, data).items()),
+            read_only=tuple(visible_paths(data, [solutions, submissions, output, private])),
+            devices=tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*"))) if device.startswith("cuda") else ())
+        batch = Batch(sandboxed=sandboxed, collection=found, students=students)
+        needed = sorted({s.exercise for s in chosen if not s.refused})
+        jobs = [("solution", name) for name in needed] + [("submission", s) for s in chosen]
+
+        def work(slot_and_job):
+            slot, (kind, item) = slot_and_job
+            workdir = private / f"run{slot}"
+            try:
+                if kind == "solution":
+                    return run_solution(exercises[item], workdir, settings, slot)
+                return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
+            except Exception:  # the grader's own failure on one notebook: that notebook's parts only
+                return traceback.format_exc()
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(work, enumerate(jobs)))
+        solution_logs, references = {}, {}
+        for (kind, item), outcome in zip(jobs, outcomes):
+            if kind != "solution":
+                continue
+            if isinstance(outcome, str):
+                raise ValueError(f"the solution {item} could not be run:\n{outcome}")
+            solution_logs[item] = outcome.log
+            try:
+                references[item] = reference_of(exercises[item], outcome)
+            except ValueError as error:
+                raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
+        graded_pairs = set()
+        for (kind, item), outcome in zip(jobs, outcomes):
+            if kind != "submission" or (item.student, item.exercise) in graded_pairs:
+                continue  # two refused entries of one student's exercise make one result
+            graded_pairs.add((item.student, item.exercise))
+            exercise = exercises[item.exercise]
+            if isinstance(outcome, str):
+                result = ExerciseResult(item.student, item.exercise, log=outcome)
+                result.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
+                                             "error, in the instructor's log)") for p in exercise.parts]
+            else:
+                result, ran = outcome
+                if ran is not None:
+                    decide(result, exercise, references[item.exercise], *ran, settings, batch.remarks)
+            batch.results.append(result)
+        manifest = {
+            "sandboxed": sandboxed, "sandbox": "bubblewrap" if sandboxed else "none: graded with --no-sandbox",
+            "settings": {"cell_timeout": settings.cell_timeout, "timeout": settings.timeout, "threads": threads,
+                         "device": device, "scale": "quick", "limits": vars(settings.limits)},
+            "solutions": {name: exercises[name].sha256 for name in sorted(exercises)},
+            "all_students": found.students, "students": students, "ignored": found.ignored,
+            "submissions": {s.label: (reports.sha256(s.content) if s.content is not None else f"refused: {s.refused}")
+                            for s in sorted(chosen, key=lambda s: s.label)},
+            "shard": None if shard_spec == (1, 1) else {"index": shard_spec[0], "count": shard_spec[1]},
+        }
+        reports.write_outputs(output, batch.results, {name: e.parts for name, e in exercises.items()}, students,
+                              solution_logs, manifest)
+        for s in chosen:  # grading never writes into the submissions: say so loudly if a file changed anyway
+            if s.content is not None and s.path.is_file() and s.path.read_bytes() != s.content:
+                batch.remarks.append(f"{s.label} changed on disk while it was graded (graded from the bytes read first)")
+        return batch
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _data_dir() -> Path | None:
+    """The course's data folder, as the kernel will look for it (it reads, never downloads, in the sandbox)."""
+    from course_lib.data import data_dir
+
+    folder = data_dir()
+    return folder if folder.is_dir() else None
+
+
+def summary(batch: Batch) -> str:
+    """The lines course-grade prints at the end."""
+    lines = []
+    if not batch.sandboxed:
+        lines.append("WARNING: graded WITHOUT a sandbox (--no-sandbox): submissions could read the solutions and "
+                     "each other; manifest.json records it")
+    if not batch.students:
+        lines.append("no submission found")
+    else:
+        totals = {s: sum(r.total for r in batch.results if r.student == s) for s in batch.students}
+        maxima = {s: sum(r.maximum for r in batch.results if r.student == s) for s in batch.students}
+        mean = sum(totals[s] / maxima[s] for s in batch.students if maxima[s]) / max(1, len(batch.students))
+        lines.append(f"graded {len(batch.students)} student(s), {len(batch.results)} notebook(s)"
+                     f"{' in sandboxes' if batch.sandboxed else ''}; mean score {100 * mean:.0f} % of the maximum")
+        failures: dict[str, int] = {}
+        for r in batch.results:
+            for pr in r.results:
+                if pr.score == 0:
+                    failures[pr.part.column] = failures.get(pr.part.column, 0) + 1
+        worst = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:5]
+        if worst:
+            lines.append("parts most often not passed: " + ", ".join(f"{name} ({count})" for name, count in worst))
+    refused = [f"{s.label}: {s.refused}" for s in batch.collection.submissions if s.refused and s.student in batch.students]
+    if refused:
+        lines.append("refused: " + "; ".join(refused))
+    if batch.collection.ignored:
+        lines.append("ignored: " + ", ".join(batch.collection.ignored))
+    lines += batch.remarks
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+"""Running one notebook for the grader: nbval in a trusted pytest, the kernel in the sandbox, results as data.
+
+`run_notebook` writes the notebook into a private folder, starts ``pytest --nbval-lax`` there with the
+course-grade plugin (`course_lib.grading.nbval_plugin`) and a kernel spec whose kernel runs in the sandbox
+(`course_lib.grading.sandbox`), waits at most the submission's time limit, and returns, for each code cell, how
+nbval's run of it ended and the evidence records among its outputs. pytest's own output is kept (capped) for
+the instructor's log. When the run ends, by itself or by the time limit, nothing it started is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from course_lib.grading import sandbox
+
+LOG_LIMIT = 200_000  # characters of pytest's output kept per run
+RUNNER_MEMORY = 6 * sandbox.GiB  # address space of the trusted pytest (a flood of output ends it, not the grader)
+UID_BASE = 2_000_000_000  # when the grader is root, each sandbox runs as its own user above this
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every notebook of a batch is run."""
+
+    cell_timeout: int = 120  # seconds per cell
+    timeout: int = 900  # seconds per notebook
+    sandboxed: bool = True
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    env: tuple[tuple[str, str], ...] = ()  # the kernel's environment
+    read_only: tuple[str, ...] = ()  # host folders the kernel sees, read-only
+    devices: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in ("cell_timeout", "timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+@dataclass
+class CellOutcome:
+    """How nbval's run of one code cell ended, as the trusted runner saw it."""
+
+    status: str  # "ran", "error", "timeout" or "not run"
+    ename: str | None = None  # the exception name the kernel reported (untrusted text: never shown as is)
+    evalue: str | None = None  # its message, likewise (only compared with the instructor's own messages)
+    records: list = field(default_factory=list)  # evidence records among the cell's outputs (untrusted data)
+    reason: str = ""  # for "not run": why, in the grader's words
+
+
+@dataclass
+class NotebookRun:
+    cells: dict[int, CellOutcome]
+    log: str
+    stopped: str = ""  # the grader's reason when the whole run was cut short (the time limit)
+
+
+def graded_copy(notebook: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
+    """The notebook nbval runs: outputs and tags dropped, and the source of every cell whose part id is in
+    ``replacements`` (``nbgrader.grade_id``) replaced by the instructor's check cell."""
+    for cell in notebook.cells:
+        metadata = cell.setdefault("metadata", {})
+        metadata.pop("tags", None)
+        if cell.get("cell_type") != "code":
+            continue
+        part_id = metadata.get("nbgrader", {}).get("grade_id") if isinstance(metadata.get("nbgrader"), dict) else None
+        if part_id in replacements:
+            cell.source = replacements[part_id]
+        cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
+def _read_capped(stream, keep: bytearray) -> None:
+    """Read ``stream`` to its end, keeping the first LOG_LIMIT bytes."""
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return
+        room = LOG_LIMIT - len(keep)
+        if room > 0:
+            keep.extend(chunk[:room])
+
+
+def _leftovers(uid: int) -> list[int]:
+    """Processes still running as ``uid``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uid_line = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if uid_line.split()[1] == str(uid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _results(path: Path) -> dict[int, CellOutcome]:
+    cells = {}
+    if not path.exists():
+        return cells
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            data = json.loads(line)
+            cell = int(data["cell"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        cells[cell] = CellOutcome(status=str(data.get("status")), ename=data.get("ename"), evalue=data.get("evalue"),
+                                  records=data.get("records") if isinstance(data.get("records"), list) else [],
+                                  reason=str(data.get("reason", "")))
+    return cells
+
+
+def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSettings, slot: int = 0) -> NotebookRun:
+    """Execute ``notebook`` through nbval with its kernel in the sandbox; ``workdir`` is private to this run
+    (the caller removes it); ``slot`` numbers concurrent runs (each gets its own user when the grader is root)."""
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ipc = workdir / "ipc"
+    ipc.mkdir(mode=0o755)
+    nbformat.write(notebook, workdir / "notebook.ipynb")
+    (workdir / "pytest.ini").write_text("[pytest]\n")  # keeps any other pytest settings away
+    uid = UID_BASE + (os.getpid() % 100_000) * 10_000 + slot % 10_000 if os.geteuid() == 0 else None
+    spec = sandbox.SandboxSpec(ipc_dir=str(ipc), read_only=list(settings.read_only), env=dict(settings.env),
+                               limits=settings.limits, uid=uid, sandboxed=settings.sandboxed,
+                               devices=list(settings.devices))
+    spec.write(workdir / "sandbox.json")
+    sandbox.write_kernel_spec(workdir / "jupyter", workdir / "sandbox.json", spec.env)
+    results = workdir / "results.jsonl"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "JUPYTER_"))}
+    environment.update(JUPYTER_PATH=str(workdir / "jupyter"), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+                       JUPYTER_CONFIG_DIR=str(workdir / "config"), JUPYTER_DATA_DIR=str(workdir / "data"),
+                       PYTHONDONTWRITEBYTECODE="1", JUPYTER_PLATFORM_DIRS="1")
+    command = [sys.executable, "-m", "pytest", "notebook.ipynb", "--nbval-lax",
+               f"--nbval-kernel-name={sandbox.KERNEL_NAME}", f"--nbval-cell-timeout={settings.cell_timeout}",
+               "--nbval-kernel-startup-timeout=120", "-p", "no:cacheprovider", "-p", "course_lib.grading.nbval_plugin",
+               f"--grading-results={results}", "-q", "-c", "pytest.ini", "--rootdir", str(workdir)]
+    if os.name == "posix":  # IPC sockets (a sandboxed kernel has no network); Windows has only TCP
+        command.append(f"--grading-ipc={ipc}")
+    output = bytearray()
+    process = subprocess.Popen(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=os.name == "posix")
+    try:
+        import resource
+
+        resource.prlimit(process.pid, resource.RLIMIT_AS, (RUNNER_MEMORY, RUNNER_MEMORY))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    reader = threading.Thread(target=_read_capped, args=(process.stdout, output), daemon=True)
+    reader.start()
+    stopped = ""
+    try:
+        process.wait(timeout=settings.timeout)
+    except subprocess.TimeoutExpired:
+        stopped = f"the notebook exceeded the time limit of {settings.timeout} s and was stopped"
+    finally:
+        try:  # pytest and the launcher; the sandbox dies with its parent
+            os.killpg(process.pid, signal.SIGKILL) if os.name == "posix" else process.kill()
+        except ProcessLookupError:
+            pass
+        process.wait()
+        reader.join(timeout=10)
+    if uid is not None:  # the sandbox's PID namespace ends with its parent; make sure, and say so if not
+        deadline = time.monotonic() + 10
+        while _leftovers(uid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in _leftovers(uid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                output.extend(f"\n[grader] killed process {pid} left by the sandbox\n".encode())
+            except ProcessLookupError:
+                pass
+    log = output.decode("utf-8", "replace")
+    if len(output) >= LOG_LIMIT:
+        log += "\n[grader] output truncated\n"
+    if stopped:
+        log += f"\n[grader] {stopped}\n"
+    return NotebookRun(_results(results), log, stopped)
