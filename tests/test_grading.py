@@ -1,162 +1,343 @@
-"""The grader on a set of broken submissions, and on every committed solution/exercise pair.
+"""The grading engine piece by piece (evidence, verdicts, submissions, reports), then whole batches in the sandbox:
+the committed solutions and exercises, shards merged into one run's output, and the instructor's mistakes."""
 
-Each submission below is built from the committed solution or exercise of lecture 01 and graded through
-nbval in one batch; none may stop the batch, each must get the points it deserves, every file must be
-byte-identical afterwards, and no feedback may quote a hidden test.
-"""
+from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
-from course_lib import grading
-from course_lib.exercises import hidden_test_texts
+from course_lib.grading import cli, evidence, reports, sandbox
+from course_lib.grading.runner import CellOutcome
+from course_lib.grading.submissions import collect, shard
+from course_lib.grading.verdicts import (FAILED, NOT_GRADABLE, PASSED, ExerciseResult, Part, PartResult, judge,
+                                         reference_records, ungraded_note, visible_messages)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
 EXERCISE = ROOT / "exercises" / "01_batch_sgd.ipynb"
-PARTS = ["linear-backward", "minibatches", "sgd-step", "train-mnist"]  # worth 2, 3, 2, 1
+SANDBOX, WHY = sandbox.available()
+needs_sandbox = pytest.mark.skipif(not SANDBOX, reason=f"no sandbox here: {WHY}")
 
 
-def answer_cell(notebook, part):
-    return next(c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == f"{part}-answer")
+# ---------------------------------------------------------------------------------------------------------------
+# Evidence: encoding, the comparison rule, plain-run assertions, withheld references
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_encoding_keeps_dtype_shape_and_non_finite_values():
+    encoded = evidence.encode((torch.tensor([[1.0, float("nan")], [float("inf"), -2.5]], dtype=torch.float64), 3,
+                               0.5, None, "text", True, {"k": [1, 2]}))
+    assert json.loads(json.dumps(encoded, allow_nan=False)) == encoded
+    tensor = encoded["sequence"][0]["tensor"]
+    assert tensor == {"dtype": "torch.float64", "shape": [2, 2], "values": [1.0, "nan", "inf", -2.5]}
+    assert encoded["sequence"][1:] == [3, {"float": 0.5}, None, "text", True, {"mapping": {"k": {"sequence": [1, 2]}}}]
+    assert evidence.encode(object()) == {"unsupported": "object"}
+    assert evidence.encode(torch.zeros(evidence.MAX_ELEMENTS + 1)) == {"too_large": evidence.MAX_ELEMENTS + 1}
 
 
-def with_answer(part, transform):
+def test_the_comparison_rule():
+    e = evidence.encode
+    assert evidence.disagreement(e(torch.ones(3)), e(torch.ones(3) + 1e-6)) is None  # float32 tolerance
+    assert "differs" in evidence.disagreement(e(torch.ones(3, dtype=torch.float64)),
+                                              e(torch.ones(3, dtype=torch.float64) + 1e-6))
+    assert "dtype torch.float64" in evidence.disagreement(e(torch.ones(3)), e(torch.ones(3, dtype=torch.float64)))
+    assert evidence.disagreement(e(torch.ones(3)), e(torch.ones(3, dtype=torch.float64)), exact_dtype=False) is None
+    assert "should have shape (3,)" in evidence.disagreement(e(torch.ones(1, 3)), e(torch.ones(3)))
+    assert evidence.disagreement(e(torch.tensor([float("nan"), 1.0])), e(torch.tensor([float("nan"), 1.0]))) is None
+    assert evidence.disagreement(e(torch.tensor([float("inf")])), e(torch.tensor([1e38]))) is not None
+    assert evidence.disagreement(e(torch.tensor([1, 2])), e(torch.tensor([1, 3]))) is not None
+    assert evidence.disagreement(e(True), e(1)) is not None and evidence.disagreement(e(1), e(1.0)) is None
+    assert evidence.disagreement(e([1, 2]), e((1, 2))) is None and "should have 3 items" in evidence.disagreement(e([1, 2]), e([1, 2, 3]))
+    assert evidence.disagreement(e(0.1 + 0.2), e(0.3)) is None and evidence.disagreement(e(0.31), e(0.3)) is not None
+    assert evidence.disagreement(e(0.31), e(0.3), atol=0.02) is None
+    assert evidence.disagreement("forged", e({"unsupported": 1})) is not None
+    # Anything a student's kernel sends is data: malformed records disagree, they never raise.
+    for junk in (None, [], {"tensor": 3}, {"tensor": {"shape": [3], "values": "x"}}, {"float": [1]}, {"sequence": 5}):
+        assert evidence.disagreement(junk, e(torch.ones(3))) is not None
+        assert evidence.disagreement(junk, e([1.5])) is not None
+
+
+def test_the_feedback_of_a_comparison_never_repeats_the_students_data():
+    forged = {"tensor": {"dtype": "x = hidden_line()", "shape": ["x = hidden_line()"], "values": [1.0]}}
+    reason = evidence.disagreement(forged, evidence.encode(torch.ones(1)))
+    assert "hidden_line" not in reason
+
+
+def test_plain_runs_assert_and_grading_runs_record(monkeypatch):
+    evidence.expect("same", torch.ones(2), reference=torch.ones(2), message="m")
+    evidence.expect("no reference: only a record", torch.ones(2), message="m")
+    with pytest.raises(AssertionError, match="^the values differ$"):
+        evidence.expect("k", torch.ones(2), reference=torch.zeros(2), message="the values differ")
+    evidence.expect_raises("k", ValueError, lambda: int("x"), mentions="'x'", message="m")
+    with pytest.raises(AssertionError, match="must raise"):
+        evidence.expect_raises("k", ValueError, lambda: 3, message="must raise")
+    with pytest.raises(AssertionError, match="name it"):
+        evidence.expect_raises("k", ValueError, lambda: int("x"), mentions="y", message="name it")
+    with pytest.raises(AssertionError, match="learn"):
+        evidence.expect_accuracy("k", torch.tensor([0, 1, 1]), labels=torch.tensor([0, 0, 0]), at_least=0.5, message="learn")
+    with pytest.raises(ValueError, match="message"):
+        evidence.expect("k", 1, reference=1, message="")
+    with pytest.raises(ValueError, match="at_least"):
+        evidence.expect_accuracy("k", torch.tensor([1]), labels=torch.tensor([1]), at_least=2, message="m")
+    records = []
+    monkeypatch.setenv(evidence.GRADING_ENV, "1")
+    monkeypatch.setattr(evidence, "_emit", records.append)
+    evidence.expect("k", torch.ones(2), reference=torch.zeros(2), message="the values differ")  # no exception
+    evidence.expect_raises("r", ValueError, lambda: int("x"), mentions="'x'", message="m")
+    evidence.expect_accuracy("a", torch.tensor([1, 1]), labels=..., at_least=0.5, message="m")
+    assert [r["key"] for r in records] == ["k", "r", "a"]
+    assert records[0]["self_check"] is False and records[1]["value"]["raised"][0] == "ValueError"
+    assert records[2]["labels"] is None
+
+
+def test_references_are_withheld_from_a_students_kernel():
+    source = textwrap.dedent('''
+        for k in range(3):
+            expect(f"k={k}", f(k), reference=torch.autograd.functional.vjp(
+                       lambda x: x ** 2, torch.tensor(1.0) * k)[1],
+                   message="é")
+        evidence.expect_raises("bad", ValueError, lambda: f(-1), mentions=-1, message="names -1")
+        expect_accuracy("acc", predictions, labels=heldout_y[order], at_least=0.8, message="m")
+        other(reference=keep_me)
+    ''')
+    withheld = evidence.withhold_references(source)
+    assert withheld.count("\n") == source.count("\n"), "line numbers stay"
+    assert "vjp" not in withheld and "heldout_y" not in withheld and "mentions=-1" not in withheld
+    assert "reference=...," in withheld and "labels=...," in withheld and "mentions=...," in withheld
+    assert "other(reference=keep_me)" in withheld and 'message="é"' in withheld
+    compile(withheld, "<check>", "exec")
+    assert evidence.withhold_references("not python (") == "not python ("
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verdicts
+# ---------------------------------------------------------------------------------------------------------------
+
+PART = Part("01_x", "p", 2.0, 'assert ok, "visible message"\nassert ok, f"not {literal}"\n', ("p-answer",),
+            frozenset({"visible message"}))
+
+
+def record(key, value, **more):
+    return {"key": key, "kind": "value", "value": evidence.encode(value), "message": f"message of {key}",
+            "rtol": None, "atol": None, "exact_dtype": True, "self_check": True, **more}
+
+
+REFERENCE = [record("a", torch.ones(2)), {"key": "b", "kind": "raises", "value": {}, "expected": "ValueError",
+                                          "mentions": "7", "message": "message of b", "self_check": True}]
+
+
+def test_a_part_passes_only_with_every_record_agreeing():
+    good = [record("a", torch.ones(2)), {"key": "b", "value": {"raised": ["ValueError", "Exception"], "text": "got 7"}}]
+    assert judge(PART, REFERENCE, CellOutcome("ran", records=good), 20).status == PASSED
+    wrong = judge(PART, REFERENCE, CellOutcome("ran", records=[record("a", torch.zeros(2)), good[1]]), 20)
+    assert (wrong.status, wrong.message) == (FAILED, "message of a (the value differs at flat index 0)")
+    unnamed = judge(PART, REFERENCE, CellOutcome("ran", records=[good[0], {"key": "b", "value": {
+        "raised": ["ValueError"], "text": "bad value"}}]), 20)
+    assert unnamed.message == "message of b (the error message does not name the value)"
+    twice = judge(PART, REFERENCE, CellOutcome("ran", records=[good[0], good[0], good[1]]), 20)
+    assert "recorded more than once" in twice.message
+    missing = judge(PART, REFERENCE, CellOutcome("ran", records=[good[1]]), 20)
+    assert missing.message == "message of a (this check made no record)"
+    after = judge(PART, REFERENCE, CellOutcome("error", ename="KeyError", records=good), 20)
+    assert (after.status, after.message) == (FAILED, "the check cell stopped with KeyError after its checks")
+
+
+def test_a_failure_shows_the_instructors_words_only():
+    visible = judge(PART, REFERENCE, CellOutcome("error", ename="AssertionError", evalue="visible message"), 20)
+    assert visible.message == "a visible check failed: visible message"
+    forged = judge(PART, REFERENCE, CellOutcome("error", ename="AssertionError", evalue="x = secret_hidden()"), 20)
+    assert "secret" not in forged.message and forged.message.endswith("before this check: message of a")
+    made_up = judge(PART, REFERENCE, CellOutcome("error", ename="x = secret_hidden()", evalue="?"), 20)
+    assert "secret" not in made_up.message and "an exception" in made_up.message
+    assert "NameError" in judge(PART, REFERENCE, CellOutcome("error", ename="NameError"), 20).message
+    assert judge(PART, REFERENCE, CellOutcome("timeout"), 20).status == NOT_GRADABLE
+    assert judge(PART, REFERENCE, None, 20).status == NOT_GRADABLE
+    assert ungraded_note(3, CellOutcome("error", ename="Boom x = secret"), 20) == "code cell 4 (not graded) raised an exception"
+    assert ungraded_note(0, CellOutcome("error", ename="ZeroDivisionError"), 20).endswith("raised ZeroDivisionError")
+    assert ungraded_note(0, CellOutcome("ran"), 20) is None
+
+
+def test_visible_messages_are_the_literal_ones_outside_hidden_tests():
+    source = 'assert a, "one"\nraise AssertionError("two")\nassert b, f"{x}"\n### BEGIN HIDDEN TESTS\nassert c, "three"\n' \
+             '### END HIDDEN TESTS\n'
+    assert visible_messages(source) == {"one", "two"}
+
+
+def test_the_solutions_records_are_checked():
+    with pytest.raises(ValueError, match="records no evidence"):
+        reference_records(PART, CellOutcome("ran", records=[]))
+    with pytest.raises(ValueError, match="recorded twice"):
+        reference_records(PART, CellOutcome("ran", records=[record("a", 1), record("a", 1)]))
+    with pytest.raises(ValueError, match="fails its own check 'a'"):
+        reference_records(PART, CellOutcome("ran", records=[record("a", 1, self_check=False)]))
+    with pytest.raises(ValueError, match="ended with error"):
+        reference_records(PART, CellOutcome("error", ename="NameError", evalue="x"))
+    with pytest.raises(ValueError, match="malformed"):
+        reference_records(PART, CellOutcome("ran", records=[{"key": "a", "kind": "vibes", "message": "m"}]))
+    assert [r["key"] for r in reference_records(PART, CellOutcome("ran", records=REFERENCE))] == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Submissions and shards
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_submissions_that_cannot_be_graded_fairly_are_refused(tmp_path):
+    (tmp_path / "ok.ipynb").write_text("{}")
+    os.symlink(tmp_path / "ok.ipynb", tmp_path / "link.ipynb")
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    (tmp_path / "twice.ipynb").write_text("{}")
+    (tmp_path / "twice").mkdir()
+    (tmp_path / "twice" / "01_x.ipynb").write_text("{}")
+    (tmp_path / "Case.ipynb").write_text("{}")
+    (tmp_path / "case.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    found = collect(tmp_path, ["01_x"])
+    refused = {s.label: s.refused for s in found.submissions}
+    assert refused["ok.ipynb"] == "" and found.submissions[[s.label for s in found.submissions].index("ok.ipynb")].content == b"{}"
+    assert "symbolic link" in refused["link.ipynb"] and "not a regular file" in refused["pipe.ipynb"]
+    assert "twice.ipynb and twice/01_x.ipynb" in refused["twice.ipynb"] == refused["twice/01_x.ipynb"]
+    assert "Case.ipynb and case.ipynb" in refused["Case.ipynb"] == refused["case.ipynb"]
+    assert ".ipynb_checkpoints (hidden)" in found.ignored and "notes.txt (not a notebook)" in found.ignored
+    with pytest.raises(ValueError, match="several exercises"):
+        collect(tmp_path, ["01_x", "02_y"])
+
+
+def test_shards_split_the_students_into_disjoint_deterministic_slices():
+    students = [f"s{i:02d}" for i in range(10)]
+    slices = [shard(students, k, 3) for k in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == students and [len(s) for s in slices] == [4, 3, 3]
+    assert shard(list(reversed(students)), 2, 3) == slices[1]
+    with pytest.raises(ValueError, match="1 ≤ K ≤ N"):
+        shard(students, 4, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_the_grade_table_counts_only_what_was_handed_in():
+    parts = {"01_x": [Part("01_x", "a", 2.0, "", (), frozenset()), Part("01_x", "b", 1.0, "", (), frozenset())],
+             "02_y": [Part("02_y", "c", 5.0, "", (), frozenset())]}
+    results = [ExerciseResult("=cmd", "01_x", [PartResult(parts["01_x"][0], PASSED), PartResult(parts["01_x"][1], FAILED)]),
+               ExerciseResult("bo", "02_y", [PartResult(parts["02_y"][0], PASSED)])]
+    table = list(csv.reader(io.StringIO(reports.grades_table(results, parts, ["=cmd", "bo"]))))
+    assert table[0] == ["student", "01_x:a", "01_x:b", "02_y:c", "total", "maximum"]
+    assert table[1] == ["'=cmd", "2", "0", "", "2", "3"] and table[2] == ["bo", "", "", "5", "5", "5"]
+    assert "Total: 2 / 3" in reports.feedback_text("=cmd", results[:1])
+    assert [reports.neutralize(c) for c in ("+1", "-x", "@a", "\tb", "ok")] == ["'+1", "'-x", "'@a", "'\tb", "ok"]
+
+
+def test_the_output_folder_must_be_empty_or_the_graders(tmp_path):
+    (tmp_path / "mine.txt").write_text("the instructor's notes")
+    with pytest.raises(ValueError, match="not empty"):
+        reports.prepare_output(tmp_path)
+    assert (tmp_path / "mine.txt").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole batches in the sandbox
+# ---------------------------------------------------------------------------------------------------------------
+
+def submit(folder: Path, notebooks: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in notebooks.items():
+        (folder / f"{name}.ipynb").write_text(text)
+    return folder
+
+
+def wrong_minibatches() -> str:
     notebook = nbformat.read(SOLUTION, as_version=4)
-    cell = answer_cell(notebook, part)
-    cell.source = transform(cell.source)
+    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "minibatches-answer")
+    cell.source = cell.source.replace("torch.randperm(x.shape[0], generator=generator)", "torch.arange(x.shape[0])")
     return nbformat.writes(notebook)
 
 
-def without_cell(part):
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    notebook.cells = [c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != part]
-    return nbformat.writes(notebook)
-
-
-def old_format():
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    return nbformat.writes(nbformat.convert(notebook, 3), version=3)
-
-
-def build_submissions(folder: Path, solutions: Path) -> dict[str, float]:
-    """Write the fixtures; return each student's expected total."""
-    victim = folder / "bob.ipynb"
-    attack = (
-        "from pathlib import Path\n"
-        f"Path({str(victim)!r}).write_text('overwritten')\n"
-        f"Path({str(solutions / SOLUTION.name)!r}).write_text('overwritten')\n"
-        "Path('../escaped.txt').write_text('outside the work directory')\n"
-        "text = Path('submission.ipynb').read_text()\n"
-        "leak = text[text.rfind('BEGIN HIDDEN TESTS'):][:3000].replace(chr(10), ' ')  # one line, to survive extraction\n"
-    )
-    fixtures = {
-        "alice": (SOLUTION.read_text(), 8),  # the solution itself
-        "bob": (EXERCISE.read_text(), 0),  # the untouched exercise
-        "carol": (with_answer("linear-backward", lambda s: s.replace("grad_w = grad_y.T @ x", "grad_w = x.T @ grad_y")), 6),
-        "dave": (with_answer("minibatches", lambda s: "raise RuntimeError('oops')\n" + s), 4),  # minibatches and train-mnist
-        "eve": (with_answer("linear-backward", lambda s: "while True:\n    pass\n" + s), 6),  # interrupted: loses that part
-        "frank": ('{"cells": [', 0),  # invalid JSON
-        "grace": (old_format(), 8),  # nbformat 3
-        "heidi": (without_cell("minibatches"), 5),  # a deleted graded cell
-        "ivan": (with_answer("sgd-step", lambda s: s.replace("def sgd_step", "def sgd_update")), 5),  # renamed
-        "judy": (with_answer("linear-backward", lambda s: "import sys\nsys.exit()\n" + s), 6),
-        "mallory": (with_answer("minibatches", lambda s: "import os\nos._exit(1)\n" + s), 2),  # kills the kernel
-        "oscar": (with_answer("sgd-step", lambda s: "for i in range(100_000):\n    print('spam ' * 20)\n" + s), 8),
-        "trent": (with_answer("sgd-step", lambda s: attack + s.replace(
-            "    if lr < 0:", "    if lr == 0.5:\n        raise ValueError(leak)\n    if lr < 0:")), 6),
-        "empty": ("", 0),
-        "walter": ("These are my notes, not a notebook.\n", 0),
-    }
-    for student, (text, _) in fixtures.items():
-        (folder / f"{student}.ipynb").write_text(text)
-    return {student: expected for student, (_, expected) in fixtures.items()}
-
-
-@pytest.fixture(scope="module")
-def graded_batch(tmp_path_factory):
-    base = tmp_path_factory.mktemp("grading")
-    solutions, submissions, output = base / "solutions", base / "submissions", base / "output"
-    solutions.mkdir()
-    submissions.mkdir()
-    shutil.copy(SOLUTION, solutions / SOLUTION.name)
-    expected = build_submissions(submissions, solutions)
-    before = {path: path.read_bytes() for path in [*submissions.iterdir(), *solutions.iterdir()]}
-    code = grading.main([str(solutions), str(submissions), "-o", str(output), "-j", "2", "--cell-timeout", "20",
-                         "--timeout", "300"])
-    return dict(code=code, expected=expected, before=before, output=output, base=base)
-
-
-def read_grades(output: Path) -> dict[str, dict[str, str]]:
-    with open(output / "grades.csv") as handle:
-        return {row["student"]: row for row in csv.DictReader(handle)}
-
-
-def test_every_submission_gets_the_points_it_deserves(graded_batch):
-    assert graded_batch["code"] == 0, "students' failures never make the grader fail"
-    grades = read_grades(graded_batch["output"])
-    assert set(grades) == set(graded_batch["expected"])
-    got = {student: float(row["total"]) for student, row in grades.items()}
-    assert got == {student: float(points) for student, points in graded_batch["expected"].items()}
-    assert all(row["maximum"] == "8" for row in grades.values())
-    assert grades["carol"]["01_batch_sgd:linear-backward"] == "0" and grades["carol"]["01_batch_sgd:minibatches"] == "3"
-
-
-def test_feedback_explains_without_quoting_hidden_tests(graded_batch):
-    feedback = {p.stem: p.read_text() for p in (graded_batch["output"] / "feedback").glob("*.md")}
-    hidden = {line.strip() for block in hidden_test_texts("\n".join(
-        c.source for c in nbformat.read(SOLUTION, as_version=4).cells)) for line in block.splitlines() if len(line.strip()) > 8}
-    assert hidden
-    for student, text in feedback.items():
-        leaked = [line for line in hidden if line in text]
-        assert leaked == [], f"{student}'s feedback quotes hidden tests: {leaked[:2]}"
-    assert "grad_x must be (B, D_in) and grad_w (D_out, D_in)" in feedback["carol"], "the instructor's message is shown"
-    assert "time limit" in feedback["eve"]
-    assert "not a readable notebook" in feedback["frank"] and "not a readable notebook" in feedback["empty"]
-    assert "is missing" in feedback["heidi"]
-    assert "NameError" in feedback["ivan"]
-    assert "withheld" in feedback["trent"], "an error message that quotes the hidden tests is withheld"
-
-
-def test_no_file_was_changed_by_grading(graded_batch):
-    for path, content in graded_batch["before"].items():
-        assert path.read_bytes() == content, f"{path.name} was modified"
-
-
-def test_grading_the_committed_pairs_gives_full_marks_and_zero(tmp_path):
+@needs_sandbox
+@pytest.mark.grading
+def test_every_committed_solution_gets_full_marks_and_every_exercise_zero(tmp_path):
     submissions = tmp_path / "submissions"
     for who, folder in (("solution", ROOT / "solutions"), ("exercise", ROOT / "exercises")):
-        (submissions / who).mkdir(parents=True)
-        for notebook in folder.glob("*.ipynb"):
-            shutil.copy(notebook, submissions / who / notebook.name)
-    results = grading.grade(ROOT / "solutions", submissions, tmp_path / "output", workers=2, cell_timeout=120, timeout=600)
-    totals = {r.student: 0.0 for r in results}
-    maximum = 0.0
-    for r in results:
-        totals[r.student] += r.total
-        if r.student == "solution":
-            maximum += sum(p.part.points for p in r.results)
-            failed = [(p.part.column, p.message) for p in r.results if p.status != grading.PASSED]
-            assert failed == [], f"the solution fails {failed}"
-    assert totals["exercise"] == 0.0 and totals["solution"] == maximum > 0
-    assert len({r.results[0].part.exercise for r in results}) == len(list((ROOT / "solutions").glob("*.ipynb")))
+        shutil.copytree(folder, submissions / who)
+    assert cli.main([str(ROOT / "solutions"), str(submissions), "-o", str(tmp_path / "out"), "-j", "2"]) == 0
+    with open(tmp_path / "out" / "grades.csv") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert rows["exercise"]["total"] == "0" and rows["solution"]["total"] == rows["solution"]["maximum"]
+    maximum = sum(p["points"] for path in (ROOT / "solutions").glob("*.ipynb")
+                  for p in [c.metadata.nbgrader for c in nbformat.read(path, as_version=4).cells
+                            if c.metadata.get("nbgrader", {}).get("grade")])
+    assert float(rows["solution"]["maximum"]) == maximum > 0
 
 
-def test_bad_arguments_are_reported_with_status_2(tmp_path, capsys):
-    assert grading.main([str(tmp_path / "nothing"), str(tmp_path)]) == 2
+@needs_sandbox
+@pytest.mark.grading
+def test_three_shards_merge_into_exactly_what_one_run_writes(tmp_path):
+    submissions = submit(tmp_path / "submissions", {"ann": SOLUTION.read_text(), "ben": EXERCISE.read_text(),
+                                                    "=cy": wrong_minibatches(), "dee": "{broken"})
+    whole = tmp_path / "whole"
+    assert cli.main([str(SOLUTION), str(submissions), "-o", str(whole)]) == 0
+    shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, folder in enumerate(shards, start=1):
+        assert cli.main([str(SOLUTION), str(submissions), "-o", str(folder), "--shard", f"{k}/3"]) == 0
+    assert cli.merge_main([str(s) for s in reversed(shards)] + ["-o", str(tmp_path / "merged")]) == 0
+    merged = tmp_path / "merged"
+    assert (merged / "grades.csv").read_bytes() == (whole / "grades.csv").read_bytes()
+    for feedback in (whole / "feedback").iterdir():
+        assert (merged / "feedback" / feedback.name).read_bytes() == feedback.read_bytes()
+    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (whole, merged)]
+    for manifest in manifests:
+        manifest.pop("logs")  # logs hold run times
+    assert manifests[0] == manifests[1]
+    grades = (whole / "grades.csv").read_text()
+    assert "\n'=cy,2,0,2,1,5,8\n" in grades and "\ndee,0,0,0,0,0,8\n" in grades
+    assert cli.merge_main([str(shards[0]), str(shards[1]), "-o", str(tmp_path / "partial")]) == 2
+
+
+@needs_sandbox
+@pytest.mark.grading
+def test_without_a_sandbox_the_grades_say_so(tmp_path, capsys):
+    submissions = submit(tmp_path / "submissions", {"ann": SOLUTION.read_text(), "cy": wrong_minibatches()})
+    assert cli.main([str(SOLUTION), str(submissions), "-o", str(tmp_path / "out"), "--no-sandbox"]) == 0
+    assert "WITHOUT a sandbox" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["sandboxed"] is False and "--no-sandbox" in manifest["sandbox"]
+    assert "\ncy,2,0,2,1,5,8\n" in (tmp_path / "out" / "grades.csv").read_text()
+
+
+def test_the_instructors_mistakes_stop_the_batch_with_status_2(tmp_path, capsys):
+    assert cli.main([str(tmp_path / "nothing"), str(tmp_path)]) == 2
     assert "no solution notebook" in capsys.readouterr().err
-    empty = tmp_path / "solutions"
-    empty.mkdir()
-    shutil.copy(SOLUTION, empty / SOLUTION.name)
-    assert grading.main([str(empty), str(tmp_path / "missing")]) == 2
+    assert cli.main([str(SOLUTION), str(tmp_path / "missing")]) == 2
+    submissions = submit(tmp_path / "submissions", {"ann": "{}"})
+    assert cli.main([str(SOLUTION), str(submissions), "-o", str(submissions / "out")]) == 2
+    assert "must not be inside the submissions folder" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert cli.main([str(SOLUTION), str(submissions), "-o", str(tmp_path / "busy")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([str(SOLUTION), str(submissions), "--shard", "4/3"])
 
 
-def test_message_extraction_keeps_only_the_exception_line():
-    text = "#x1B[91mNotebook cell execution failed#x1B[0m\nInput:\nassert x == 1, 'secret code'\nTraceback...\n" \
-           "#x1B[31mAssertionError#x1B[39m: grad_w does not match autograd\n"
-    assert grading._clean_message(text) == "AssertionError: grad_w does not match autograd"
+@needs_sandbox
+@pytest.mark.grading
+def test_a_solution_that_fails_its_own_checks_stops_the_batch(tmp_path, capsys):
+    notebook = nbformat.read(SOLUTION, as_version=4)
+    check = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd-step")
+    check.source = check.source.replace("reference=(start_a - 0.5 * slope,", "reference=(start_a + 0.5 * slope,")
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    nbformat.write(notebook, solutions / SOLUTION.name)
+    submissions = submit(tmp_path / "submissions", {"ann": SOLUTION.read_text()})
+    assert cli.main([str(solutions), str(submissions), "-o", str(tmp_path / "out")]) == 2
+    assert "part 'sgd-step': the solution fails its own check 'a step on a, none on b'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "grades.csv").exists()
