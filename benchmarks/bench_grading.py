@@ -1,9 +1,10 @@
-"""Time to grade 30 submissions of one exercise with course-grade.
+"""Time to grade 30 submissions of one exercise with course-grade, in the sandbox and without it, in one run.
 
-    python benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd]
+    python benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd] [--rounds 1]
 
-The submissions are copies of the exercise's solution (every part runs to the end, the slowest case).
-Prints the wall-clock time of the whole batch and per submission.
+The submissions are copies of the exercise's solution (every part runs to the end, the slowest case). Each round
+grades the batch once sandboxed and once with --no-sandbox (alternating which goes first), and the script prints
+each time, per submission, and the ratio sandboxed / not sandboxed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from course_lib import grading
+from course_lib.grading.batch import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,19 +25,28 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--exercise", default="01_batch_sgd")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     solution = ROOT / "solutions" / f"{args.exercise}.ipynb"
+    times: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as folder:
         submissions = Path(folder) / "submissions"
         submissions.mkdir()
         for k in range(args.students):
             shutil.copy(solution, submissions / f"student{k:03d}.ipynb")
-        start = time.perf_counter()
-        results = grading.grade(solution, submissions, Path(folder) / "output", workers=args.workers)
-        seconds = time.perf_counter() - start
-    full = sum(r.total == sum(p.part.points for p in r.results) for r in results)
-    print(f"{args.students} submissions of {args.exercise}, {args.workers} workers: {seconds:.0f} s "
-          f"({seconds / args.students:.1f} s per submission); {full} with full marks")
+        for round_ in range(args.rounds):
+            for sandboxed in ((True, False) if round_ % 2 == 0 else (False, True)):
+                output = Path(folder) / f"output-{round_}-{sandboxed}"
+                start = time.perf_counter()
+                batch = grade(solution, submissions, output, workers=args.workers, sandboxed=sandboxed)
+                seconds = time.perf_counter() - start
+                full = sum(r.total == r.maximum for r in batch.results)
+                times[sandboxed].append(seconds)
+                print(f"{'sandboxed' if sandboxed else 'no sandbox'}: {args.students} submissions of {args.exercise}, "
+                      f"{args.workers} workers: {seconds:.0f} s ({seconds / args.students:.1f} s per submission); "
+                      f"{full} with full marks", flush=True)
+    ratio = sum(times[True]) / sum(times[False])
+    print(f"sandboxed / not sandboxed: {ratio:.2f}")
 
 
 if __name__ == "__main__":
