@@ -3,20 +3,25 @@
 ``solutions/NN_topic.ipynb`` is written once, with nbgrader's markers and cell metadata:
 
 - an **answer** sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` in a cell whose metadata
-  says ``"nbgrader": {"solution": true, "grade_id": "<part>-answer", ...}``; an optional
-  ``"course": {"hint": "..."}`` in the same cell becomes the message of the student's error;
+  says ``"nbgrader": {"solution": true, "grade_id": "<part>-answer", ...}``; a comment ``# Hint: ...`` on the line
+  just above ``### BEGIN SOLUTION`` stays in the exercise and becomes the message of the student's error;
 - a **graded part** is a test cell with ``"nbgrader": {"grade": true, "grade_id": "<part>",
   "points": P}``: its visible asserts stay for the student; checks between
-  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are the instructor's alone.
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are the instructor's alone;
+- a **written answer** is a Markdown cell with ``"nbgrader": {"solution": true, "grade": true, ...}`` whose
+  model answer sits between the solution markers: it is graded by hand.
 
-`make_exercise` turns such a notebook into ``exercises/NN_topic.ipynb``: every answer becomes
+`make_exercise` turns such a notebook into ``exercises/NN_topic.ipynb`` exactly as ``nbgrader
+generate_assignment`` releases it, with one difference, the student's stub::
 
+    # Hint: <hint>
     # YOUR CODE HERE
     raise NotImplementedError("<hint>")
 
-at the marker's indentation (a Markdown answer becomes "YOUR ANSWER HERE"), every hidden test is
-removed, outputs are cleared, and the metadata (part ids, points) is kept so a grader can match the
-student's cells to the solution's. ``course-make-exercises`` regenerates the whole folder;
+at the marker's indentation (a Markdown answer becomes "YOUR ANSWER HERE"). Every hidden test is removed,
+outputs are cleared, and the metadata nbgrader adds on release is added too: ``nbgrader.cell_type``, the
+``checksum`` that lets ``nbgrader validate`` notice an edited check cell (taken, as nbgrader does, after the hidden
+tests are removed), ``deletable: false`` on answer and check cells and ``editable: false`` on check cells. ``course-make-exercises`` regenerates the whole folder;
 ``--check`` only reports whether the committed exercises are up to date.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,7 @@ END_HIDDEN = "### END HIDDEN TESTS"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError({hint!r})"]
 TEXT_STUB = "YOUR ANSWER HERE"
 DEFAULT_HINT = "replace this line with your answer"
+HINT_PREFIX = "# Hint:"
 
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,11 +86,28 @@ def _replace_regions(source: str, regions: list[Region], replacement: list[str] 
     return "\n".join(lines)
 
 
-def clear_solutions(source: str, hint: str = DEFAULT_HINT, markdown: bool = False, where: str = "cell") -> str:
-    """``source`` with every solution region replaced by the student's stub."""
+def region_hint(lines: list[str], region: Region) -> str:
+    """The text of the ``# Hint:`` comment just above a solution region, or `DEFAULT_HINT`."""
+    above = lines[region.begin - 1].strip() if region.begin > 0 else ""
+    return above[len(HINT_PREFIX):].strip() if above.startswith(HINT_PREFIX) else DEFAULT_HINT
+
+
+def clear_solutions(source: str, markdown: bool = False, where: str = "cell") -> str:
+    """``source`` with every solution region replaced by the student's stub, whose error names the region's hint."""
     regions = find_regions(source, BEGIN_SOLUTION, END_SOLUTION, where)
-    stub = [TEXT_STUB] if markdown else [CODE_STUB[0], CODE_STUB[1].format(hint=hint)]
-    return _replace_regions(source, regions, stub)
+    if markdown or not regions:
+        return _replace_regions(source, regions, [TEXT_STUB])
+    lines = source.splitlines()
+    for region in reversed(regions):
+        stub = [CODE_STUB[0], CODE_STUB[1].format(hint=region_hint(lines, region))]
+        lines[region.begin: region.end + 1] = [region.indent + text for text in stub]
+    return "\n".join(lines)
+
+
+def first_hint(source: str) -> str:
+    """The hint of the first solution region of a cell (the message its stub raises)."""
+    regions = find_regions(source, BEGIN_SOLUTION, END_SOLUTION)
+    return region_hint(source.splitlines(), regions[0]) if regions else DEFAULT_HINT
 
 
 def remove_hidden_tests(source: str, where: str = "cell") -> str:
@@ -132,16 +156,37 @@ def graded_parts(notebook: nbformat.NotebookNode, where: str = "notebook") -> li
     return parts
 
 
+def nbgrader_checksum(cell: nbformat.NotebookNode) -> str:
+    """nbgrader's checksum of a cell (``nbgrader.utils.compute_checksum``, 0.9): MD5 of the source, the cell type,
+    whether it is a grade, solution and locked cell, its id, and its points if it is graded."""
+    meta = cell.metadata["nbgrader"]
+    grade, solution = bool(meta.get("grade", False)), bool(meta.get("solution", False))
+    locked = False if solution else True if grade else bool(meta.get("locked", False))
+    digest = hashlib.md5()
+    for text in (cell.source, cell.cell_type, str(grade), str(solution), str(locked), meta["grade_id"]):
+        digest.update(text.encode("utf-8"))
+    if grade:
+        digest.update(str(float(meta["points"])).encode("utf-8"))
+    return digest.hexdigest()
+
+
 def make_exercise(solution: nbformat.NotebookNode, where: str = "notebook") -> nbformat.NotebookNode:
-    """The student's version of a solution notebook (the input is not modified)."""
+    """The student's version of a solution notebook (the input is not modified): what ``nbgrader
+    generate_assignment`` releases, with the hints kept (see the module's docstring)."""
     graded_parts(solution, where)  # validates ids and points
     exercise = copy.deepcopy(solution)
     for index, cell in enumerate(exercise.cells):
         here = f"{where} cell {index}"
-        hint = cell.get("metadata", {}).get("course", {}).get("hint", DEFAULT_HINT)
-        markdown = cell.cell_type == "markdown"
-        cell.source = clear_solutions(cell.source, hint, markdown, here)
-        cell.source = remove_hidden_tests(cell.source, here)
+        cell.source = remove_hidden_tests(clear_solutions(cell.source, cell.cell_type == "markdown", here), here)
+        meta = cell.get("metadata", {}).get("nbgrader")
+        is_solution, is_grade = bool(meta and meta.get("solution")), bool(meta and meta.get("grade"))
+        is_locked = not is_solution and (is_grade or bool(meta and meta.get("locked")))
+        if is_solution or is_grade or is_locked:  # nbgrader's LockCells and ComputeChecksums
+            cell.metadata["deletable"] = False
+            if is_locked:
+                cell.metadata["editable"] = False
+            meta["checksum"] = nbgrader_checksum(cell)
+            meta["cell_type"] = cell.cell_type
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

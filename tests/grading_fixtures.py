@@ -26,11 +26,15 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.grading.verdicts import exercise_parts
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
 EXERCISE = ROOT / "exercises" / "01_batch_sgd.ipynb"
-ALL = frozenset({"linear-backward", "minibatches", "sgd-step", "train-mnist"})  # worth 2, 3, 2, 1
+# The parts graded automatically (the written answer waits for the instructor and is not part of these grades).
+ALL = frozenset(p.part_id for p in exercise_parts(nbformat.read(SOLUTION, as_version=4), SOLUTION.stem) if not p.manual)
 NONE = frozenset()
+LATER = {"train-mnist", "eta-sweep"}  # the parts that train with minibatches and sgd_step
 SECRET_ENV = "COURSE_GRADING_TEST_SECRET"
 
 WRONG = '''
@@ -115,18 +119,18 @@ def honest_fixtures() -> list[Fixture]:
         Fixture("carol", "grad_w transposed", with_answer(
             "linear-backward", lambda s: s.replace("grad_w = grad_y.T @ x", "grad_w = x.T @ grad_y")), {"linear-backward"}),
         Fixture("dave", "an exception in an answer", with_answer(
-            "minibatches", lambda s: "raise RuntimeError('oops')\n" + s), {"minibatches", "train-mnist"}),
+            "minibatches", lambda s: "raise RuntimeError('oops')\n" + s), {"minibatches", *LATER}),
         Fixture("eve", "an infinite loop, interrupted at the cell time limit", with_answer(
             "linear-backward", lambda s: "while True:\n    pass\n" + s), {"linear-backward"}),
         Fixture("frank", "invalid JSON", '{"cells": [', ALL),
         Fixture("grace", "nbformat 3", old, NONE),
         Fixture("heidi", "a deleted check cell", without_cell("minibatches"), {"minibatches"}),
         Fixture("ivan", "a renamed function", with_answer(
-            "sgd-step", lambda s: s.replace("def sgd_step", "def sgd_update")), {"sgd-step", "train-mnist"}),
+            "sgd-step", lambda s: s.replace("def sgd_step", "def sgd_update")), {"sgd-step", *LATER}),
         Fixture("judy", "sys.exit() in an answer", with_answer(
             "linear-backward", lambda s: "import sys\nsys.exit()\n" + s), {"linear-backward"}),
         Fixture("mallory", "os._exit() kills the kernel", with_answer(
-            "minibatches", lambda s: "import os\nos._exit(1)\n" + s), {"minibatches", "sgd-step", "train-mnist"}),
+            "minibatches", lambda s: "import os\nos._exit(1)\n" + s), {"minibatches", "sgd-step", *LATER}),
         Fixture("oscar", "100 000 lines of output", with_answer(
             "sgd-step", lambda s: "for i in range(100_000):\n    print('spam ' * 20)\n" + s), NONE),
         Fixture("empty", "an empty file", "", ALL),
@@ -410,7 +414,7 @@ def adversarial_fixtures(paths: dict[str, str], token: str) -> list[Fixture]:
         '''), NONE),
         Fixture("paste_check_above", "a copy of a check cell pasted above its answer", None, NONE),
         Fixture("fake_points", "points raised in the metadata and a graded cell of its own", None, NONE),
-        Fixture("answer_as_check", "the answer cell given the check cell's id", None, {"minibatches", "train-mnist"}),
+        Fixture("answer_as_check", "the answer cell given the check cell's id", None, {"minibatches", *LATER}),
     ]
     return fixtures
 

@@ -29,6 +29,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_lib.exercises import first_hint
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -373,7 +375,7 @@ def test_exercise_stops_at_its_first_gap_with_the_hint(page, lab_url):
     first_check = next(i for i, c in enumerate(solution.cells) if i > first_gap and c.metadata.get("nbgrader", {}).get("grade"))
     # the gap defines a function whose body raises; the check cell below it calls the function
     assert index == first_check, f"the error is in cell {index}, the first check (of the gap in cell {first_gap}) is {first_check}"
-    assert error["evalue"] == solution.cells[first_gap].metadata["course"]["hint"]
+    assert error["evalue"] == first_hint(solution.cells[first_gap].source)
     later = [c["index"] for c in state["cells"] if c["index"] > index and c["count"] is not None]
     assert not later, f"cells after the failing gap ran: {later}"
     screenshot(page, "exercise_01-first-gap.png",

@@ -39,7 +39,7 @@ def test_exercises_contain_no_answer_and_no_hidden_test(solution):
     for cell in notebook.cells:
         for block in exercises.solution_texts(cell.source) + exercises.hidden_test_texts(cell.source):
             secret_lines.update(line.strip() for line in block.splitlines() if len(line.strip()) > 8)
-        public_text.append(exercises.remove_hidden_tests(exercises.clear_solutions(cell.source, hint="")))
+        public_text.append(exercises.remove_hidden_tests(exercises.clear_solutions(cell.source, cell.cell_type == "markdown")))
     public_text = "\n".join(public_text)
     assert secret_lines, "the solution should contain answers and hidden tests"
     # A line may legitimately be both secret and public (a visible test repeated in a hidden one, code
@@ -71,7 +71,7 @@ def test_each_exercise_runs_up_to_its_first_gap(solution):
     exercise = nbformat.read(exercise_path, as_version=4)
     gaps = [i for i, cell in enumerate(exercise.cells) if cell.cell_type == "code" and "raise NotImplementedError(" in cell.source]
     assert gaps, "an exercise without a gap"
-    first_hint = exercise.cells[gaps[0]].metadata.get("course", {}).get("hint", exercises.DEFAULT_HINT)
+    first_hint = exercises.first_hint(nbformat.read(solution, as_version=4).cells[gaps[0]].source)
     failed_cell, error_name, message = execute_until_error(exercise_path)
     # Everything before the first gap runs; the error comes from the first gap's stub, in the gap's
     # cell or in the check that calls it, before the next gap.
@@ -83,14 +83,19 @@ def test_each_exercise_runs_up_to_its_first_gap(solution):
 # --- the generator itself, on small hand-written cells ---------------------------------------------
 
 SOLUTION_CELL = """def double(x):
+    # Hint: times two
     ### BEGIN SOLUTION
     return 2 * x
     ### END SOLUTION"""
 
 
 def test_a_solution_region_becomes_an_indented_stub_with_the_hint():
-    stub = exercises.clear_solutions(SOLUTION_CELL, hint="multiply by two")
-    assert stub == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError('multiply by two')"
+    stub = exercises.clear_solutions(SOLUTION_CELL)
+    assert stub == "def double(x):\n    # Hint: times two\n    # YOUR CODE HERE\n    raise NotImplementedError('times two')"
+    two = "a = 1\n# Hint: first\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION\n### BEGIN SOLUTION\nc = 3\n### END SOLUTION"
+    assert exercises.clear_solutions(two).splitlines()[3:] == [
+        "raise NotImplementedError('first')", "# YOUR CODE HERE", f"raise NotImplementedError({exercises.DEFAULT_HINT!r})"]
+    assert exercises.first_hint(SOLUTION_CELL) == "times two" and exercises.first_hint("x = 1") == exercises.DEFAULT_HINT
     assert exercises.clear_solutions("### BEGIN SOLUTION\nThe answer is 42.\n### END SOLUTION", markdown=True) == "YOUR ANSWER HERE"
     assert exercises.clear_solutions("x = 1\n") == "x = 1\n"  # no region: untouched, newline kept
 
@@ -118,7 +123,7 @@ def graded_notebook(*cells):
 
 
 def test_make_exercise_keeps_metadata_clears_outputs_and_leaves_the_solution_alone(tmp_path):
-    answer_meta = {"nbgrader": {"solution": True, "grade_id": "double-answer"}, "course": {"hint": "times two"}}
+    answer_meta = {"nbgrader": {"solution": True, "grade_id": "double-answer"}}
     test_meta = {"nbgrader": {"grade": True, "grade_id": "double", "points": 2}}
     solution = graded_notebook((SOLUTION_CELL, answer_meta),
                                ("assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(-1) == -2\n### END HIDDEN TESTS", test_meta))
@@ -130,7 +135,11 @@ def test_make_exercise_keeps_metadata_clears_outputs_and_leaves_the_solution_alo
     assert "raise NotImplementedError('times two')" in exercise.cells[0].source
     assert exercise.cells[0].outputs == [] and exercise.cells[0].execution_count is None
     assert exercise.cells[1].source == "assert double(2) == 4"
-    assert exercise.cells[1].metadata == test_meta
+    # what nbgrader's release adds: the cell type, a checksum (after the hidden tests are gone), locks
+    assert exercise.cells[1].metadata["nbgrader"] == {**test_meta["nbgrader"], "cell_type": "code",
+                                                     "checksum": exercises.nbgrader_checksum(exercise.cells[1])}
+    assert exercise.cells[1].metadata["deletable"] is False and exercise.cells[1].metadata["editable"] is False
+    assert exercise.cells[0].metadata["deletable"] is False and "editable" not in exercise.cells[0].metadata
     assert exercises.graded_parts(exercise) == [exercises.GradedPart("double", 2.0, 1)]
 
 
@@ -158,3 +167,16 @@ def test_the_command_regenerates_checks_and_removes_stale_exercises(tmp_path, ca
     assert "up to date" in capsys.readouterr().out
     (solutions / "01_demo.ipynb").write_text(nbformat.writes(graded_notebook(("### BEGIN SOLUTION", {}))))
     assert exercises.main(args) == 2
+
+
+def test_the_checksum_is_nbgraders():
+    nbgrader_utils = pytest.importorskip("nbgrader.utils", reason="nbgrader is not installed")
+    for source, meta in [("assert f(1) == 2", {"grade": True, "grade_id": "p", "points": 2, "solution": False}),
+                         ("# YOUR CODE HERE\nraise NotImplementedError()", {"grade": False, "grade_id": "a",
+                                                                             "solution": True}),
+                         ("x = 1", {"grade": False, "grade_id": "r", "solution": False, "locked": True})]:
+        cell = nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
+        assert exercises.nbgrader_checksum(cell) == nbgrader_utils.compute_checksum(cell)
+    text = nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"nbgrader": {
+        "grade": True, "solution": True, "grade_id": "w", "points": 1.5}})
+    assert exercises.nbgrader_checksum(text) == nbgrader_utils.compute_checksum(text)

@@ -19,8 +19,8 @@ import torch
 from course_lib.grading import cli, evidence, reports, sandbox
 from course_lib.grading.runner import CellOutcome
 from course_lib.grading.submissions import collect, shard
-from course_lib.grading.verdicts import (FAILED, NOT_GRADABLE, PASSED, ExerciseResult, Part, PartResult, judge,
-                                         reference_records, ungraded_note, visible_messages)
+from course_lib.grading.verdicts import (BY_HAND, FAILED, NOT_GRADABLE, PASSED, ExerciseResult, Part, PartResult,
+                                         judge, reference_records, ungraded_note, visible_messages, written_answer)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
@@ -227,14 +227,47 @@ def test_shards_split_the_students_into_disjoint_deterministic_slices():
 
 def test_the_grade_table_counts_only_what_was_handed_in():
     parts = {"01_x": [Part("01_x", "a", 2.0, "", (), frozenset()), Part("01_x", "b", 1.0, "", (), frozenset())],
-             "02_y": [Part("02_y", "c", 5.0, "", (), frozenset())]}
+             "02_y": [Part("02_y", "c", 5.0, "", (), frozenset()),
+                      Part("02_y", "why", 2.0, "", (), frozenset(), True, "Why?", "Because.")]}
     results = [ExerciseResult("=cmd", "01_x", [PartResult(parts["01_x"][0], PASSED), PartResult(parts["01_x"][1], FAILED)]),
-               ExerciseResult("bo", "02_y", [PartResult(parts["02_y"][0], PASSED)])]
+               ExerciseResult("bo", "02_y", [PartResult(parts["02_y"][0], PASSED),
+                                             PartResult(parts["02_y"][1], BY_HAND, answer="Since ``` it is.")])]
     table = list(csv.reader(io.StringIO(reports.grades_table(results, parts, ["=cmd", "bo"]))))
-    assert table[0] == ["student", "01_x:a", "01_x:b", "02_y:c", "total", "maximum"]
-    assert table[1] == ["'=cmd", "2", "0", "", "2", "3"] and table[2] == ["bo", "", "", "5", "5", "5"]
+    assert table[0] == ["student", "01_x:a", "01_x:b", "02_y:c", "02_y:why", "total", "pending", "maximum"]
+    assert table[1] == ["'=cmd", "2", "0", "", "", "2", "0", "3"]
+    assert table[2] == ["bo", "", "", "5", "pending", "5", "2", "7"]
     assert "Total: 2 / 3" in reports.feedback_text("=cmd", results[:1])
+    feedback = reports.feedback_text("bo", results[1:])
+    assert "why**: to be graded by hand, 2 points" in feedback and "Total: 5 / 7 (2 more to be graded by hand)" in feedback
+    assert "Since" not in feedback, "a written answer is for the instructor's review, not the feedback"
     assert [reports.neutralize(c) for c in ("+1", "-x", "@a", "\tb", "ok")] == ["'+1", "'-x", "'@a", "'\tb", "ok"]
+
+
+def test_written_answers_are_reviewed_and_graded_by_hand(tmp_path):
+    part = Part("02_y", "why", 2.0, "", (), frozenset(), True, "Why?", "Because.")
+    cell = nbformat.v4.new_markdown_cell("It works because ```` reasons.", metadata={"nbgrader": {"grade_id": "why"}})
+    stub = nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"nbgrader": {"grade_id": "why"}})
+    assert written_answer(part, [cell]).status == BY_HAND and written_answer(part, [stub]).status == FAILED
+    assert written_answer(part, []).status == NOT_GRADABLE
+    results = [ExerciseResult("bo", "02_y", [written_answer(part, [cell])]),
+               ExerciseResult("al", "02_y", [written_answer(part, [stub])])]
+    files = reports.manual_files(results, {"02_y": [part]})
+    review = files["manual/answers.md"].decode()
+    assert "**Question.**\n\nWhy?" in review and "Because." in review and "`````text\nIt works" in review
+    assert "(failed: no answer was written)" in review
+    sheet = tmp_path / "scores.csv"
+    sheet.write_bytes(files["manual/scores.csv"])
+    rows = list(csv.DictReader(io.StringIO(sheet.read_text())))
+    assert [(r["student"], r["part"], r["points"], r["maximum"]) for r in rows] == [("bo", "why", "", "2")]
+    sheet.write_text(sheet.read_text().replace("bo,02_y,why,,2,", "bo,02_y,why,1.5,2,=clear but short") +
+                     "zed,02_y,why,1,2,\n")
+    unmatched = reports.apply_manual_scores(results, reports.read_manual_scores(sheet))
+    assert unmatched == ["zed 02_y:why"]
+    assert (results[0].total, results[0].pending, results[0].results[0].message) == (1.5, 0, "=clear but short")
+    assert "graded by hand, 1.5 / 2 points. =clear but short" in reports.feedback_text("bo", results[:1])
+    sheet.write_text("student,exercise,part,points\nbo,02_y,why,3\n")
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        reports.apply_manual_scores(results, reports.read_manual_scores(sheet))
 
 
 def test_the_output_folder_must_be_empty_or_the_graders(tmp_path):
@@ -298,7 +331,7 @@ def test_three_shards_merge_into_exactly_what_one_run_writes(tmp_path):
         manifest.pop("logs")  # logs hold run times
     assert manifests[0] == manifests[1]
     grades = (whole / "grades.csv").read_text()
-    assert "\n'=cy,2,0,2,1,5,8\n" in grades and "\ndee,0,0,0,0,0,8\n" in grades
+    assert "\n'=cy,2,0,2,1,5,0,8\n" in grades and "\ndee,0,0,0,0,0,0,8\n" in grades
     assert cli.merge_main([str(shards[0]), str(shards[1]), "-o", str(tmp_path / "partial")]) == 2
 
 
@@ -310,7 +343,7 @@ def test_without_a_sandbox_the_grades_say_so(tmp_path, capsys):
     assert "WITHOUT a sandbox" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["sandboxed"] is False and "--no-sandbox" in manifest["sandbox"]
-    assert "\ncy,2,0,2,1,5,8\n" in (tmp_path / "out" / "grades.csv").read_text()
+    assert "\ncy,2,0,2,1,5,0,8\n" in (tmp_path / "out" / "grades.csv").read_text()
 
 
 def test_the_instructors_mistakes_stop_the_batch_with_status_2(tmp_path, capsys):

@@ -35,7 +35,7 @@ import course_lib
 from course_lib.grading import evidence, reports, runner, sandbox
 from course_lib.grading.submissions import Collection, Submission, collect, read_regular_file, shard
 from course_lib.grading.verdicts import (NOT_GRADABLE, ExerciseResult, Part, PartResult, exercise_parts, judge,
-                                         reference_records, ungraded_note)
+                                         reference_records, ungraded_note, written_answer)
 
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/proc", "/dev")
 
@@ -128,7 +128,8 @@ def run_solution(exercise: Exercise, workdir: Path, settings: runner.RunSettings
 def reference_of(exercise: Exercise, run: runner.NotebookRun) -> dict[str, list[dict]]:
     """Each part's reference records from the solution's run; a ValueError when the solution is not usable."""
     index = {_grade_id(cell): i for i, cell in enumerate(_code_cells(exercise.notebook))}
-    return {part.part_id: reference_records(part, run.cells.get(index[part.part_id])) for part in exercise.parts}
+    return {part.part_id: reference_records(part, run.cells.get(index[part.part_id]))
+            for part in exercise.parts if not part.manual}
 
 
 def grade_submission(submission: Submission, exercise: Exercise, workdir: Path,
@@ -140,24 +141,28 @@ def grade_submission(submission: Submission, exercise: Exercise, workdir: Path,
         return result, None
     try:
         notebook = nbformat.reads(submission.content.decode("utf-8"), as_version=4)
-        cells = _code_cells(notebook)
+        _code_cells(notebook)
     except Exception as error:  # any malformed file: the student's parts, never the batch
         reason = f"not a readable notebook ({error.__class__.__name__})"
         result.results = [PartResult(p, NOT_GRADABLE, reason) for p in exercise.parts]
         return result, None
     # The instructor's check cells, with their expected values withheld: only the solution's run computes them.
-    runner.graded_copy(notebook, {p.part_id: evidence.withhold_references(p.test_source) for p in exercise.parts})
+    runner.graded_copy(notebook, {p.part_id: evidence.withhold_references(p.test_source)
+                                  for p in exercise.parts if not p.manual})
     run = runner.run_notebook(notebook, workdir, settings, slot)
     result.log = run.log
-    return result, (cells, run)
+    return result, (notebook, run)
 
 
-def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list[dict]], cells, run,
+def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list[dict]], notebook, run,
            settings: runner.RunSettings, remarks: list[str]) -> None:
     """The verdict on each part of a run submission, and the notes on the cells that are not graded."""
-    ids = [_grade_id(cell) for cell in cells]
+    ids = [_grade_id(cell) for cell in _code_cells(notebook)]
     graded = set()
     for part in exercise.parts:
+        if part.manual:
+            result.results.append(written_answer(part, notebook.cells))
+            continue
         copies = [i for i, cell_id in enumerate(ids) if cell_id == part.part_id]
         if not copies:
             result.results.append(PartResult(part, NOT_GRADABLE, f"the graded cell '{part.part_id}' is missing "
@@ -188,13 +193,69 @@ def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list
         result.note(run.stopped)
 
 
+def run_batch(exercises: dict[str, Exercise], chosen: list[Submission], settings: runner.RunSettings, workers: int,
+              private: Path, remarks: list[str]) -> tuple[list[ExerciseResult], dict[str, str]]:
+    """Run each needed solution once and every submission, ``workers`` at a time; return the verdicts and the
+    solutions' logs. A ValueError when a solution cannot serve as the reference."""
+    needed = sorted({s.exercise for s in chosen if not s.refused})
+    jobs = [("solution", name) for name in needed] + [("submission", s) for s in chosen]
+
+    def work(slot_and_job):
+        slot, (kind, item) = slot_and_job
+        workdir = private / f"run{slot}"
+        try:
+            if kind == "solution":
+                return run_solution(exercises[item], workdir, settings, slot)
+            return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
+        except Exception:  # the grader's own failure on one notebook: that notebook's parts only
+            return traceback.format_exc()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(work, enumerate(jobs)))
+    solution_logs, references = {}, {}
+    for (kind, item), outcome in zip(jobs, outcomes):
+        if kind != "solution":
+            continue
+        if isinstance(outcome, str):
+            raise ValueError(f"the solution {item} could not be run:\n{outcome}")
+        solution_logs[item] = outcome.log
+        try:
+            references[item] = reference_of(exercises[item], outcome)
+        except ValueError as error:
+            raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
+    results, graded_pairs = [], set()
+    for (kind, item), outcome in zip(jobs, outcomes):
+        if kind != "submission" or (item.student, item.exercise) in graded_pairs:
+            continue  # two refused entries of one student's exercise make one result
+        graded_pairs.add((item.student, item.exercise))
+        exercise = exercises[item.exercise]
+        if isinstance(outcome, str):
+            result = ExerciseResult(item.student, item.exercise, log=outcome)
+            result.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
+                                         "error, in the instructor's log)") for p in exercise.parts]
+        else:
+            result, ran = outcome
+            if ran is not None:
+                decide(result, exercise, references[item.exercise], *ran, settings, remarks)
+        results.append(result)
+    return results, solution_logs
+
+
 def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
           settings: runner.RunSettings | None = None, threads: int = 1, device: str = "cpu",
-          shard_spec: tuple[int, int] = (1, 1), sandboxed: bool = True) -> Batch:
-    """Grade every submission (of shard K of N); write the outputs into ``output``; return the batch."""
+          shard_spec: tuple[int, int] = (1, 1), sandboxed: bool = True, manual: Path | None = None) -> Batch:
+    """Grade every submission (of shard K of N); write the outputs into ``output``; return the batch.
+
+    With ``manual`` (the instructor's filled-in ``manual/scores.csv``), the written answers get their points; when
+    ``output`` already holds a run made from the same solutions, submissions and settings, its verdicts are reused
+    instead of running every notebook again.
+    """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive whole number, got {workers!r}")
     exercises = load_exercises(solutions)
+    scores = reports.read_manual_scores(manual) if manual is not None else {}
     if sandboxed:
         possible, why = sandbox.available()
         if not possible:
@@ -206,78 +267,47 @@ def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
     found = collect(submissions, sorted(exercises))
     students = shard(found.students, *shard_spec) if found.students else []
     chosen = [s for s in found.submissions if s.student in set(students)]
+    base = settings or runner.RunSettings()
+    inputs = {
+        "sandboxed": sandboxed, "sandbox": "bubblewrap" if sandboxed else "none: graded with --no-sandbox",
+        "settings": {"cell_timeout": base.cell_timeout, "timeout": base.timeout, "threads": threads,
+                     "device": device, "scale": "quick", "limits": vars(base.limits)},
+        "solutions": {name: exercises[name].sha256 for name in sorted(exercises)},
+        "all_students": found.students, "students": students, "ignored": found.ignored,
+        "submissions": {s.label: (reports.sha256(s.content) if s.content is not None else f"refused: {s.refused}")
+                        for s in sorted(chosen, key=lambda s: s.label)},
+        "shard": None if shard_spec == (1, 1) else {"index": shard_spec[0], "count": shard_spec[1]},
+    }
+    parts = {name: e.parts for name, e in exercises.items()}
+    batch = Batch(sandboxed=sandboxed, collection=found, students=students)
+    earlier = reports.previous_run(output, inputs) if manual is not None else None
+    if earlier is not None:
+        batch.results = reports.load_results(earlier[0], parts)[0]
+        logs = earlier[1]
+        batch.remarks.append("verdicts reused from the earlier run in the output folder (same solutions, submissions "
+                             "and settings); only the hand-graded points were added")
     reports.prepare_output(output)
-    private = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    try:
-        data = _data_dir()
-        base = settings or runner.RunSettings()
-        settings = runner.RunSettings(
-            cell_timeout=base.cell_timeout, timeout=base.timeout, sandboxed=sandboxed, limits=base.limits,
-            env=tuple(kernel_environment(threads, device, data).items()),
-            read_only=tuple(visible_paths(data, [solutions, submissions, output, private])),
-            devices=tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*"))) if device.startswith("cuda") else ())
-        batch = Batch(sandboxed=sandboxed, collection=found, students=students)
-        needed = sorted({s.exercise for s in chosen if not s.refused})
-        jobs = [("solution", name) for name in needed] + [("submission", s) for s in chosen]
-
-        def work(slot_and_job):
-            slot, (kind, item) = slot_and_job
-            workdir = private / f"run{slot}"
-            try:
-                if kind == "solution":
-                    return run_solution(exercises[item], workdir, settings, slot)
-                return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
-            except Exception:  # the grader's own failure on one notebook: that notebook's parts only
-                return traceback.format_exc()
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(work, enumerate(jobs)))
-        solution_logs, references = {}, {}
-        for (kind, item), outcome in zip(jobs, outcomes):
-            if kind != "solution":
-                continue
-            if isinstance(outcome, str):
-                raise ValueError(f"the solution {item} could not be run:\n{outcome}")
-            solution_logs[item] = outcome.log
-            try:
-                references[item] = reference_of(exercises[item], outcome)
-            except ValueError as error:
-                raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
-        graded_pairs = set()
-        for (kind, item), outcome in zip(jobs, outcomes):
-            if kind != "submission" or (item.student, item.exercise) in graded_pairs:
-                continue  # two refused entries of one student's exercise make one result
-            graded_pairs.add((item.student, item.exercise))
-            exercise = exercises[item.exercise]
-            if isinstance(outcome, str):
-                result = ExerciseResult(item.student, item.exercise, log=outcome)
-                result.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
-                                             "error, in the instructor's log)") for p in exercise.parts]
-            else:
-                result, ran = outcome
-                if ran is not None:
-                    decide(result, exercise, references[item.exercise], *ran, settings, batch.remarks)
-            batch.results.append(result)
-        manifest = {
-            "sandboxed": sandboxed, "sandbox": "bubblewrap" if sandboxed else "none: graded with --no-sandbox",
-            "settings": {"cell_timeout": settings.cell_timeout, "timeout": settings.timeout, "threads": threads,
-                         "device": device, "scale": "quick", "limits": vars(settings.limits)},
-            "solutions": {name: exercises[name].sha256 for name in sorted(exercises)},
-            "all_students": found.students, "students": students, "ignored": found.ignored,
-            "submissions": {s.label: (reports.sha256(s.content) if s.content is not None else f"refused: {s.refused}")
-                            for s in sorted(chosen, key=lambda s: s.label)},
-            "shard": None if shard_spec == (1, 1) else {"index": shard_spec[0], "count": shard_spec[1]},
-        }
-        reports.write_outputs(output, batch.results, {name: e.parts for name, e in exercises.items()}, students,
-                              solution_logs, manifest)
-        for s in chosen:  # grading never writes into the submissions: say so loudly if a file changed anyway
-            if s.content is not None and s.path.is_file() and s.path.read_bytes() != s.content:
-                batch.remarks.append(f"{s.label} changed on disk while it was graded (graded from the bytes read first)")
-        return batch
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    if earlier is None:
+        private = Path(tempfile.mkdtemp(prefix="course-grade-"))
+        try:
+            data = _data_dir()
+            settings = runner.RunSettings(
+                cell_timeout=base.cell_timeout, timeout=base.timeout, sandboxed=sandboxed, limits=base.limits,
+                env=tuple(kernel_environment(threads, device, data).items()),
+                read_only=tuple(visible_paths(data, [solutions, submissions, output, private])),
+                devices=tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*"))) if device.startswith("cuda") else ())
+            batch.results, solution_logs = run_batch(exercises, chosen, settings, workers, private, batch.remarks)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        logs = reports.student_logs(batch.results, students, solution_logs)
+    unmatched = reports.apply_manual_scores(batch.results, scores)
+    if unmatched:
+        batch.remarks.append("manual scores that match no written answer (ignored): " + ", ".join(unmatched))
+    reports.write_outputs(output, batch.results, parts, students, logs, inputs)
+    for s in chosen:  # grading never writes into the submissions: say so loudly if a file changed anyway
+        if s.content is not None and s.path.is_file() and s.path.read_bytes() != s.content:
+            batch.remarks.append(f"{s.label} changed on disk while it was graded (graded from the bytes read first)")
+    return batch
 
 
 def _data_dir() -> Path | None:
@@ -302,10 +332,15 @@ def summary(batch: Batch) -> str:
         mean = sum(totals[s] / maxima[s] for s in batch.students if maxima[s]) / max(1, len(batch.students))
         lines.append(f"graded {len(batch.students)} student(s), {len(batch.results)} notebook(s)"
                      f"{' in sandboxes' if batch.sandboxed else ''}; mean score {100 * mean:.0f} % of the maximum")
+        pending = sum(r.pending for r in batch.results)
+        if pending:
+            answers = sum(pr.pending > 0 for r in batch.results for pr in r.results)
+            lines.append(f"{answers} written answer(s), {pending:g} points, to be graded by hand: fill in "
+                         "manual/scores.csv in the output folder and give it back with --manual")
         failures: dict[str, int] = {}
         for r in batch.results:
             for pr in r.results:
-                if pr.score == 0:
+                if pr.score == 0 and not pr.pending:
                     failures[pr.part.column] = failures.get(pr.part.column, 0) + 1
         worst = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:5]
         if worst:

@@ -1,7 +1,7 @@
 """The two commands: ``course-grade`` (grade a batch, or one shard of it) and ``course-grade-merge``.
 
     course-grade SOLUTIONS SUBMISSIONS [-o OUTPUT] [-j WORKERS] [--cell-timeout S] [--timeout S]
-                 [--threads N] [--device cpu|cuda] [--memory GIB] [--shard K/N] [--no-sandbox]
+                 [--threads N] [--device cpu|cuda] [--memory GIB] [--shard K/N] [--manual SCORES] [--no-sandbox]
     course-grade-merge -o OUTPUT SHARD_OUTPUT [SHARD_OUTPUT ...]
 
 The exit status is 0 when the batch was graded (whatever the students' results), 2 when the grader could not
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=_positive, default=sandbox.Limits.memory // sandbox.GiB,
                         help="GiB of address space per kernel process (default 8)")
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="grade only the K-th of N slices of the students")
+    parser.add_argument("--manual", type=Path, default=None, help="the filled-in manual/scores.csv: adds the points "
+                        "of the written answers (reusing the earlier run in OUTPUT when nothing else changed)")
     parser.add_argument("--no-sandbox", action="store_true", help="run kernels without a sandbox (unsafe: a "
                         "submission can then read the solutions and other submissions)")
     args = parser.parse_args(argv)
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                   limits=sandbox.Limits(memory=args.memory * sandbox.GiB))
     try:
         batch = grade(args.solutions, args.submissions, args.output, args.workers, settings, threads=args.threads,
-                      device=args.device, shard_spec=args.shard, sandboxed=not args.no_sandbox)
+                      device=args.device, shard_spec=args.shard, sandboxed=not args.no_sandbox, manual=args.manual)
     except ValueError as error:
         print(f"course-grade: {error}", file=sys.stderr)
         return 2

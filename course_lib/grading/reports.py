@@ -1,16 +1,22 @@
-"""What the grader writes: the grade table, each student's feedback, the logs, and a manifest of them all.
+"""What the grader writes: the grade table, each student's feedback, the written answers to review, the logs, and a
+manifest of them all.
 
-    OUTPUT/grades.csv              one row per student, one column per exercise:part, the total and the maximum
+    OUTPUT/grades.csv              one row per student, one column per exercise:part, total, pending, maximum
     OUTPUT/feedback/<student>.md   each exercise handed in: each part, its points, why it failed; notes
+    OUTPUT/manual/answers.md       every written answer, question by question, with the model answer (instructor)
+    OUTPUT/manual/scores.csv       one row per written answer to fill in (points, comment): give it back with
+                                   ``course-grade ... --manual OUTPUT/manual/scores.csv``
     OUTPUT/logs/<student>.log      pytest's output for each exercise, for the instructor
     OUTPUT/solution-logs/<NN>.log  the solution's reference run
+    OUTPUT/results.json            every verdict, as data (what --manual and course-grade-merge start from)
     OUTPUT/manifest.json           how the grades were made (sandboxed or not, settings, the solutions' and the
                                    submissions' SHA-256) and the SHA-256 of every file above
 
 Everything is written by the grader after the runs, into a folder no sandbox sees. An exercise a student did not
 hand in is blank in ``grades.csv`` and counts neither in the total nor in the maximum, which equal the
-feedback's. A cell of ``grades.csv`` that starts with ``= + - @`` (or a tab or carriage return) is prefixed with
-an apostrophe, so a spreadsheet shows a name instead of running it as a formula.
+feedback's. A written answer not graded yet reads ``pending`` and its points are in the ``pending`` column, not
+lost. A cell of ``grades.csv`` that starts with ``= + - @`` (or a tab or carriage return) is prefixed with an
+apostrophe, so a spreadsheet shows a name instead of running it as a formula.
 
 `merge` joins the outputs of the shards of one batch (``--shard K/N``) into what one run would have written.
 """
@@ -23,10 +29,14 @@ import io
 import json
 from pathlib import Path
 
-from course_lib.grading.verdicts import FAILED, NOT_GRADABLE, PASSED, ExerciseResult, Part
+from course_lib.grading.verdicts import (BY_HAND, FAILED, GRADED_BY_HAND, NOT_GRADABLE, PASSED, ExerciseResult, Part,
+                                         PartResult, grade_by_hand)
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+RESULTS = "results.json"
+FORMAT = 2
+MARKS = {PASSED: "passed", FAILED: "failed", NOT_GRADABLE: "not gradable", BY_HAND: "to be graded by hand",
+         GRADED_BY_HAND: "graded by hand"}
 
 
 def neutralize(cell: str) -> str:
@@ -38,43 +48,184 @@ def _number(x: float) -> str:
     return f"{x:g}"
 
 
+def _csv(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------------
+
 def grades_table(results: list[ExerciseResult], parts: dict[str, list[Part]], students: list[str]) -> str:
     """The CSV text of the grade table."""
     columns = [p for exercise in sorted(parts) for p in parts[exercise]]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *[p.column for p in columns], "total", "maximum"])
+    rows = [["student", *[p.column for p in columns], "total", "pending", "maximum"]]
     for student in students:
         mine = {r.exercise: r for r in results if r.student == student}
-        scores = {pr.part.column: pr.score for r in mine.values() for pr in r.results}
+        verdicts = {pr.part.column: pr for r in mine.values() for pr in r.results}
         row = [neutralize(student)]
         for part in columns:
-            row.append(_number(scores[part.column]) if part.exercise in mine else "")
-        row += [_number(sum(r.total for r in mine.values())), _number(sum(r.maximum for r in mine.values()))]
-        writer.writerow(row)
-    return out.getvalue()
+            verdict = verdicts.get(part.column)
+            row.append("" if verdict is None else "pending" if verdict.status == BY_HAND else _number(verdict.score))
+        row += [_number(sum(r.total for r in mine.values())), _number(sum(r.pending for r in mine.values())),
+                _number(sum(r.maximum for r in mine.values()))]
+        rows.append(row)
+    return _csv(rows)
 
 
 def feedback_text(student: str, results: list[ExerciseResult]) -> str:
     """A student's feedback in Markdown: only the grader's and the instructor's words."""
     lines = [f"# Feedback for {student}", ""]
     for result in sorted(results, key=lambda r: r.exercise):
-        lines += [f"## {result.exercise}: {_number(result.total)} / {_number(result.maximum)} points", ""]
+        pending = f" ({_number(result.pending)} more to be graded by hand)" if result.pending else ""
+        lines += [f"## {result.exercise}: {_number(result.total)} / {_number(result.maximum)} points{pending}", ""]
         for pr in result.results:
-            mark = {PASSED: "passed", FAILED: "failed", NOT_GRADABLE: "not gradable"}[pr.status]
-            line = f"- **{pr.part.part_id}**: {mark}, {_number(pr.score)} / {_number(pr.part.points)} points"
+            if pr.status == BY_HAND:
+                lines.append(f"- **{pr.part.part_id}**: to be graded by hand, {_number(pr.part.points)} points")
+                continue
+            line = f"- **{pr.part.part_id}**: {MARKS[pr.status]}, {_number(pr.score)} / {_number(pr.part.points)} points"
             lines.append(line + (f". {pr.message}" if pr.message else ""))
         if result.notes:
             lines += ["", "Notes:", *[f"- {note}" for note in result.notes]]
         lines.append("")
-    total = sum(r.total for r in results)
-    maximum = sum(r.maximum for r in results)
-    lines += [f"Total: {_number(total)} / {_number(maximum)}", ""]
+    total, pending = sum(r.total for r in results), sum(r.pending for r in results)
+    lines += [f"Total: {_number(total)} / {_number(sum(r.maximum for r in results))}"
+              + (f" ({_number(pending)} more to be graded by hand)" if pending else ""), ""]
     return "\n".join(lines)
 
 
+def _fenced(text: str) -> str:
+    """``text`` in a code fence longer than any run of backticks inside it (a student cannot close it)."""
+    ticks = 3
+    while "`" * ticks in text:
+        ticks += 1
+    return f"{'`' * ticks}text\n{text}\n{'`' * ticks}"
+
+
+def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) -> dict[str, bytes]:
+    """The instructor's review of the written answers (Markdown) and the table to fill in (CSV); empty when no
+    exercise has a written answer."""
+    manual = [p for exercise in sorted(parts) for p in parts[exercise] if p.manual]
+    if not manual:
+        return {}
+    review = ["# Written answers to grade by hand", "",
+              "Fill in `scores.csv` beside this file (points and a comment per row), then give it back with "
+              "`course-grade SOLUTIONS SUBMISSIONS -o OUTPUT --manual OUTPUT/manual/scores.csv`.", ""]
+    rows = [["student", "exercise", "part", "points", "maximum", "comment"]]
+    for part in manual:
+        review += [f"## {part.exercise}: {part.part_id} ({_number(part.points)} points)", "",
+                   "**Question.**", "", part.question.strip() or "(no question text)", "",
+                   "**Model answer.**", "", part.model_answer or "(none)", ""]
+        for result in sorted(results, key=lambda r: r.student):
+            verdict = next((pr for pr in result.results if pr.part.column == part.column), None)
+            if verdict is None:
+                continue
+            review += [f"### {result.student}", ""]
+            if verdict.status in (BY_HAND, GRADED_BY_HAND):
+                review += [_fenced(verdict.answer), ""]
+                given = "" if verdict.status == BY_HAND else _number(verdict.given)
+                comment = verdict.message if verdict.status == GRADED_BY_HAND else ""
+                rows.append([neutralize(result.student), part.exercise, part.part_id, given, _number(part.points),
+                             neutralize(comment)])
+            else:
+                review += [f"({MARKS[verdict.status]}: {verdict.message})", ""]
+    return {"manual/answers.md": "\n".join(review).encode("utf-8"), "manual/scores.csv": _csv(rows).encode("utf-8")}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Verdicts as data
+# ----------------------------------------------------------------------------------------------------------
+
+def results_data(results: list[ExerciseResult], parts: dict[str, list[Part]]) -> dict:
+    """Every verdict as JSON-ready data, with the parts needed to render them again."""
+    return {"parts": {exercise: [{"part_id": p.part_id, "points": p.points, "manual": p.manual,
+                                  "question": p.question, "model_answer": p.model_answer} for p in listed]
+                      for exercise, listed in sorted(parts.items())},
+            "results": [{"student": r.student, "exercise": r.exercise, "notes": r.notes,
+                         "parts": [{"part_id": pr.part.part_id, "status": pr.status, "message": pr.message,
+                                    "given": pr.given, "answer": pr.answer} for pr in r.results]}
+                        for r in sorted(results, key=lambda r: (r.student, r.exercise))]}
+
+
+def load_results(data: dict, parts: dict[str, list[Part]] | None = None) -> tuple[list[ExerciseResult], dict]:
+    """The verdicts of `results_data`; ``parts`` (from the solutions) when known, else rebuilt from the data."""
+    if parts is None:
+        parts = {exercise: [Part(exercise, p["part_id"], p["points"], "", (), frozenset(), p["manual"], p["question"],
+                                 p["model_answer"]) for p in listed] for exercise, listed in data["parts"].items()}
+    by_id = {(p.exercise, p.part_id): p for listed in parts.values() for p in listed}
+    results = []
+    for item in data["results"]:
+        result = ExerciseResult(item["student"], item["exercise"], notes=list(item["notes"]))
+        result.results = [PartResult(by_id[(item["exercise"], p["part_id"])], p["status"], p["message"], p["given"],
+                                     p["answer"]) for p in item["parts"]]
+        results.append(result)
+    return results, parts
+
+
+def read_manual_scores(path: Path) -> dict[tuple[str, str, str], tuple[float, str]]:
+    """The instructor's filled-in scores.csv: (student, exercise, part) → (points, comment); blank rows skipped."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the manual scores {path}: {error}") from None
+    scores = {}
+    for number, row in enumerate(rows, start=2):
+        if not {"student", "exercise", "part", "points"} <= set(row):
+            raise ValueError(f"{path}: the columns must be student, exercise, part, points, maximum, comment")
+        if not (row["points"] or "").strip():
+            continue
+        try:
+            points = float(row["points"])
+        except ValueError:
+            raise ValueError(f"{path} line {number}: points must be a number, got {row['points']!r}") from None
+        student = row["student"][1:] if row["student"].startswith("'") else row["student"]
+        comment = row.get("comment") or ""
+        scores[(student, row["exercise"], row["part"])] = (points, comment[1:] if comment.startswith("'") else comment)
+    return scores
+
+
+def apply_manual_scores(results: list[ExerciseResult], scores: dict) -> list[str]:
+    """Give each written answer its instructor's points; return the rows that match no written answer."""
+    used = set()
+    for result in results:
+        for verdict in result.results:
+            key = (result.student, result.exercise, verdict.part.part_id)
+            if key in scores and verdict.part.manual and verdict.status in (BY_HAND, GRADED_BY_HAND):
+                grade_by_hand(verdict, *scores[key])
+                used.add(key)
+    return [f"{s} {e}:{p}" for s, e, p in sorted(set(scores) - used)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The output folder
+# ----------------------------------------------------------------------------------------------------------
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _listed(output: Path) -> dict | None:
+    try:
+        listed = json.loads((output / MANIFEST).read_text())
+        return listed if isinstance(listed.get("files"), dict) and isinstance(listed.get("logs"), dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def previous_run(output: Path, inputs: dict) -> tuple[dict, dict[str, bytes]] | None:
+    """The verdicts and logs of an earlier run in ``output`` made from exactly ``inputs`` (the same solutions,
+    submissions, settings and shard), or None: with them, ``--manual`` does not run anything again."""
+    listed = _listed(output)
+    if listed is None or any(listed.get(key) != value for key, value in inputs.items()):
+        return None
+    try:
+        data = json.loads((output / RESULTS).read_text())
+        logs = {name: (output / name).read_bytes() for name in listed["logs"]}
+    except (OSError, ValueError):
+        return None
+    return data, logs
 
 
 def prepare_output(output: Path) -> None:
@@ -83,37 +234,28 @@ def prepare_output(output: Path) -> None:
     if output.is_symlink() or (output.exists() and not output.is_dir()):
         raise ValueError(f"output {output} exists and is not a folder")
     output.mkdir(parents=True, exist_ok=True)
-    entries = [p for p in output.iterdir()]
-    if not entries:
+    if not any(output.iterdir()):
         return
-    manifest = output / MANIFEST
-    if not manifest.is_file():
+    listed = _listed(output)
+    if listed is None:
         raise ValueError(f"output folder {output} is not empty and holds no course-grade manifest: "
                          "choose an empty or new folder")
-    try:
-        listed = json.loads(manifest.read_text())
-        files = [*listed.get("files", {}), *listed.get("logs", {})]
-    except (ValueError, AttributeError):
-        raise ValueError(f"{manifest} is not a course-grade manifest; choose an empty or new folder") from None
-    for name in files:
-        target = (output / name)
-        if target.resolve().parent.is_relative_to(output.resolve()) and target.is_file() and not target.is_symlink():
+    for name in [*listed["files"], *listed["logs"]]:
+        target = output / name
+        if target.resolve().is_relative_to(output.resolve()) and target.is_file() and not target.is_symlink():
             target.unlink()
-    manifest.unlink()
+    (output / MANIFEST).unlink()
 
 
 def write_outputs(output: Path, results: list[ExerciseResult], parts: dict[str, list[Part]], students: list[str],
-                  solution_logs: dict[str, str], manifest: dict) -> dict:
-    """Write every output file into ``output`` (already prepared); return the manifest written."""
-    files: dict[str, bytes] = {"grades.csv": grades_table(results, parts, students).encode("utf-8")}
-    logs: dict[str, bytes] = {}
+                  logs: dict[str, bytes], manifest: dict) -> dict:
+    """Write every output file into ``output`` (already prepared); ``logs`` maps file names (``logs/…``,
+    ``solution-logs/…``) to their bytes. Return the manifest written."""
+    files: dict[str, bytes] = {"grades.csv": grades_table(results, parts, students).encode("utf-8"),
+                               RESULTS: (json.dumps(results_data(results, parts), indent=1, sort_keys=True) + "\n")
+                               .encode("utf-8"), **manual_files(results, parts)}
     for student in students:
-        mine = [r for r in results if r.student == student]
-        files[f"feedback/{student}.md"] = feedback_text(student, mine).encode("utf-8")
-        logs[f"logs/{student}.log"] = "".join(
-            f"===== {r.exercise} =====\n{r.log}\n" for r in sorted(mine, key=lambda r: r.exercise)).encode("utf-8")
-    for exercise, log in solution_logs.items():
-        logs[f"solution-logs/{exercise}.log"] = log.encode("utf-8")
+        files[f"feedback/{student}.md"] = feedback_text(student, [r for r in results if r.student == student]).encode()
     for name, data in {**files, **logs}.items():
         path = output / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,14 +266,25 @@ def write_outputs(output: Path, results: list[ExerciseResult], parts: dict[str, 
     return manifest
 
 
+def student_logs(results: list[ExerciseResult], students: list[str], solution_logs: dict[str, str]) -> dict[str, bytes]:
+    """The log files of a batch: one per student (each exercise's pytest output) and one per solution run."""
+    logs = {}
+    for student in students:
+        mine = sorted((r for r in results if r.student == student), key=lambda r: r.exercise)
+        logs[f"logs/{student}.log"] = "".join(f"===== {r.exercise} =====\n{r.log}\n" for r in mine).encode("utf-8")
+    for exercise, log in solution_logs.items():
+        logs[f"solution-logs/{exercise}.log"] = log.encode("utf-8")
+    return logs
+
+
 def merge(shards: list[Path], output: Path) -> dict:
-    """Join the outputs of all N shards of one batch into ``output``; return the merged manifest."""
+    """Join the outputs of all N shards of one batch into ``output``: the files one run would have written."""
     manifests = []
     for folder in shards:
-        try:
-            manifests.append(json.loads((folder / MANIFEST).read_text()))
-        except (OSError, ValueError):
-            raise ValueError(f"{folder} holds no readable course-grade manifest") from None
+        listed = _listed(folder)
+        if listed is None:
+            raise ValueError(f"{folder} holds no readable course-grade manifest")
+        manifests.append(listed)
     counts = {m.get("shard", {}).get("count") if isinstance(m.get("shard"), dict) else None for m in manifests}
     if len(counts) != 1 or None in counts:
         raise ValueError("every folder to merge must be a shard (--shard K/N) of the same N")
@@ -146,35 +299,16 @@ def merge(shards: list[Path], output: Path) -> dict:
     students = sorted(s for m in manifests for s in m["students"])
     if len(students) != len(set(students)) or students != sorted(manifests[0]["all_students"]):
         raise ValueError("the shards' students overlap or do not cover the whole batch")
-    prepare_output(output)
-    rows, header = {}, None
-    for folder, m in zip(shards, manifests):
-        for name, digest in {**m["files"], **m["logs"]}.items():
-            data = (folder / name).read_bytes()
-            if sha256(data) != digest:
+    results, parts, logs = [], None, {}
+    for folder, listed in zip(shards, manifests):
+        for name, digest in {**listed["files"], **listed["logs"]}.items():
+            if sha256((folder / name).read_bytes()) != digest:
                 raise ValueError(f"{folder / name} does not match its shard's manifest")
-            if name != "grades.csv":
-                target = output / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-        table = list(csv.reader(io.StringIO((folder / "grades.csv").read_text(encoding="utf-8"))))
-        header = header or table[0]
-        if table[0] != header:
-            raise ValueError("the shards' grade tables have different columns")
-        for row in table[1:]:
-            rows[row[0]] = row
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for student in students:
-        writer.writerow(rows[neutralize(student)])
-    (output / "grades.csv").write_text(out.getvalue(), encoding="utf-8")
-    merged = {key: manifests[0][key] for key in same}
+        shard_results, parts = load_results(json.loads((folder / RESULTS).read_text()), parts)
+        results += shard_results
+        logs.update({name: (folder / name).read_bytes() for name in listed["logs"]})
+    prepare_output(output)
+    merged = {key: manifests[0][key] for key in same if key != "format"}
     merged.update(students=students, shard=None,
-                  submissions=dict(sorted(kv for m in manifests for kv in m["submissions"].items())),
-                  files=dict(sorted(kv for m in manifests for kv in m["files"].items() if kv[0] != "grades.csv")),
-                  logs=dict(sorted(kv for m in manifests for kv in m["logs"].items())))
-    merged["files"]["grades.csv"] = sha256((output / "grades.csv").read_bytes())
-    merged["files"] = dict(sorted(merged["files"].items()))
-    (output / MANIFEST).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    return merged
+                  submissions=dict(sorted(kv for m in manifests for kv in m["submissions"].items())))
+    return write_outputs(output, results, parts, students, logs, merged)

@@ -1,7 +1,10 @@
 """Verdicts: each graded part passed or not, decided in the grader's process from records, never by the kernel.
 
 An exercise's **parts** come from the solution notebook: a check cell with ``nbgrader.grade: true``, its id
-and points, its whole source (visible and hidden tests) and the answer cells before it. Running the solution
+and points, its whole source (visible and hidden tests) and the answer cells before it; or a written answer (a
+Markdown cell that is both ``grade`` and ``solution``), which is **graded by hand**: until the instructor's points
+come back (``course-grade --manual``) it is *to be graded by hand*, neither passed nor failed; an answer left as the
+exercise's stub is failed at once. Running the solution
 once per batch gives the **reference**: for each part, the evidence records its check cell made (see
 `course_lib.grading.evidence`), in order, each with the instructor's message and tolerance.
 
@@ -20,11 +23,14 @@ import ast
 import builtins
 from dataclasses import dataclass, field
 
-from course_lib.exercises import BEGIN_SOLUTION, graded_parts, hidden_test_texts, remove_hidden_tests
+from course_lib.exercises import (BEGIN_SOLUTION, TEXT_STUB, graded_parts, hidden_test_texts, remove_hidden_tests,
+                                  solution_texts)
 from course_lib.grading import evidence
 from course_lib.grading.runner import CellOutcome
 
 PASSED, FAILED, NOT_GRADABLE = "passed", "failed", "not gradable"
+BY_HAND, GRADED_BY_HAND = "to be graded by hand", "graded by hand"
+MAX_ANSWER = 20_000  # characters of a written answer kept for the review
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
                                if isinstance(value, type) and issubclass(value, BaseException))
 KINDS = ("value", "raises", "accuracy")
@@ -40,6 +46,9 @@ class Part:
     test_source: str  # the solution's whole check cell, hidden tests included
     answer_ids: tuple[str, ...]  # ids of the answer cells between the previous check cell and this one
     visible_messages: frozenset[str]  # the literal messages of the visible asserts
+    manual: bool = False  # a written answer, graded by hand
+    question: str = ""  # for a written answer: the Markdown cell before it (the question)
+    model_answer: str = ""  # for a written answer: the solution's answer
 
     @property
     def column(self) -> str:
@@ -74,7 +83,12 @@ def exercise_parts(notebook, exercise: str) -> list[Part]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution") and not meta.get("grade") and BEGIN_SOLUTION in cell.source:
             answers.append(meta.get("grade_id"))
-        if index in by_index:
+        if index in by_index and cell.cell_type == "markdown":
+            graded = by_index[index]
+            question = notebook.cells[index - 1].source if index and notebook.cells[index - 1].cell_type == "markdown" else ""
+            model = "\n".join(solution_texts(cell.source)).strip()
+            parts.append(Part(exercise, graded.part_id, graded.points, "", (), frozenset(), True, question, model))
+        elif index in by_index:
             graded = by_index[index]
             parts.append(Part(exercise, graded.part_id, graded.points, cell.source, tuple(a for a in answers if a),
                               visible_messages(cell.source)))
@@ -89,10 +103,40 @@ class PartResult:
     part: Part
     status: str
     message: str = ""
+    given: float | None = None  # points given by hand
+    answer: str = ""  # a written answer, for the instructor's review (never shown in feedback)
 
     @property
     def score(self) -> float:
-        return self.part.points if self.status == PASSED else 0.0
+        if self.status == PASSED:
+            return self.part.points
+        return self.given if self.status == GRADED_BY_HAND and self.given is not None else 0.0
+
+    @property
+    def pending(self) -> float:
+        """Points still to be graded by hand."""
+        return self.part.points if self.status == BY_HAND else 0.0
+
+
+def written_answer(part: Part, cells) -> PartResult:
+    """The verdict on a written answer before the instructor reads it: to be graded by hand, or failed when the
+    cell is missing or still holds the exercise's stub."""
+    found = [c for c in cells if c.get("cell_type") == "markdown" and isinstance(c.get("metadata"), dict)
+             and isinstance(c.metadata.get("nbgrader"), dict) and c.metadata.nbgrader.get("grade_id") == part.part_id]
+    if not found:
+        return PartResult(part, NOT_GRADABLE, f"the answer cell '{part.part_id}' is missing (deleted, or its metadata "
+                                              "changed)")
+    text = str(found[-1].source).strip()
+    if not text or text == TEXT_STUB:
+        return PartResult(part, FAILED, "no answer was written")
+    return PartResult(part, BY_HAND, answer=text[:MAX_ANSWER])
+
+
+def grade_by_hand(result: "PartResult", points: float, comment: str) -> None:
+    """Record the instructor's points and comment for a written answer."""
+    if not isinstance(points, (int, float)) or not 0 <= points <= result.part.points:
+        raise ValueError(f"{result.part.column}: points must be between 0 and {result.part.points:g}, got {points!r}")
+    result.status, result.given, result.message = GRADED_BY_HAND, float(points), comment
 
 
 @dataclass
@@ -112,6 +156,10 @@ class ExerciseResult:
     @property
     def maximum(self) -> float:
         return sum(r.part.points for r in self.results)
+
+    @property
+    def pending(self) -> float:
+        return sum(r.pending for r in self.results)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
