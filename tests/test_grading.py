@@ -166,6 +166,19 @@ def test_a_failure_shows_the_instructors_words_only():
     assert ungraded_note(0, CellOutcome("ran"), 20) is None
 
 
+def test_the_feedback_says_whether_a_cell_stopped_in_its_visible_checks():
+    source = "f(1)\n### BEGIN HIDDEN TESTS\nexpect('a', f(2), message='m')\n### END HIDDEN TESTS"
+    marked = evidence.mark_visible_end(source)
+    assert marked.splitlines()[2].endswith("visible_checks_passed()") and evidence.mark_visible_end("x = 1") == "x = 1"
+    part = Part("01_x", "p", 2.0, source, (), frozenset())
+    marker = {"key": evidence.VISIBLE_DONE, "kind": "marker"}
+    early = judge(part, REFERENCE, CellOutcome("error", ename="TypeError"), 20)
+    assert early.message == "a visible check of this cell stopped with TypeError: run the cell to see where"
+    late = judge(part, REFERENCE, CellOutcome("error", ename="TypeError", records=[marker]), 20)
+    assert late.message == "the check cell stopped with TypeError before this check: message of a"
+    assert [r["key"] for r in reference_records(part, CellOutcome("ran", records=[marker, *REFERENCE]))] == ["a", "b"]
+
+
 def test_visible_messages_are_the_literal_ones_outside_hidden_tests():
     source = 'assert a, "one"\nraise AssertionError("two")\nassert b, f"{x}"\n### BEGIN HIDDEN TESTS\nassert c, "three"\n' \
              '### END HIDDEN TESTS\n'

@@ -105,7 +105,7 @@ def kernel_environment(threads: int, device: str, data: Path | None) -> dict[str
            "USER": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
            evidence.GRADING_ENV: "1", "COURSE_QUICK": "1", "COURSE_DEVICE": device, "COURSE_THREADS": str(threads),
-           "OMP_NUM_THREADS": str(threads), "COURSE_OFFLINE": "1"}
+           "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE", "COURSE_OFFLINE": "1"}
     if data is not None:
         env["COURSE_DATA_DIR"] = str(data)
     return env
@@ -121,7 +121,8 @@ def _grade_id(cell) -> str | None:
 
 
 def run_solution(exercise: Exercise, workdir: Path, settings: runner.RunSettings, slot: int) -> runner.NotebookRun:
-    notebook = runner.graded_copy(nbformat.from_dict(exercise.notebook), {})
+    marked = {p.part_id: evidence.mark_visible_end(p.test_source) for p in exercise.parts if not p.manual}
+    notebook = runner.graded_copy(nbformat.from_dict(exercise.notebook), marked)
     return runner.run_notebook(notebook, workdir, settings, slot)
 
 
@@ -147,7 +148,7 @@ def grade_submission(submission: Submission, exercise: Exercise, workdir: Path,
         result.results = [PartResult(p, NOT_GRADABLE, reason) for p in exercise.parts]
         return result, None
     # The instructor's check cells, with their expected values withheld: only the solution's run computes them.
-    runner.graded_copy(notebook, {p.part_id: evidence.withhold_references(p.test_source)
+    runner.graded_copy(notebook, {p.part_id: evidence.mark_visible_end(evidence.withhold_references(p.test_source))
                                   for p in exercise.parts if not p.manual})
     run = runner.run_notebook(notebook, workdir, settings, slot)
     result.log = run.log

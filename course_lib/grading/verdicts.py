@@ -179,6 +179,8 @@ def reference_records(part: Part, outcome: CellOutcome | None) -> list[dict]:
         raise ValueError(f"{where}: the check cell {status}")
     records, keys = [], set()
     for record in outcome.records:
+        if isinstance(record, dict) and record.get("kind") == "marker":
+            continue
         if not isinstance(record, dict) or record.get("kind") not in KINDS or not isinstance(record.get("key"), str) \
                 or not isinstance(record.get("message"), str):
             raise ValueError(f"{where}: a malformed evidence record")
@@ -250,6 +252,9 @@ def judge(part: Part, reference: list[dict], outcome: CellOutcome | None, cell_t
     if stopped and outcome.ename == "AssertionError" and outcome.evalue in part.visible_messages:
         return PartResult(part, FAILED, f"a visible check failed: {outcome.evalue}")
     name = outcome.ename if outcome.ename in BUILTIN_EXCEPTIONS else "an exception"
+    visible_done = any(isinstance(r, dict) and r.get("key") == evidence.VISIBLE_DONE for r in outcome.records)
+    if stopped and not visible_done and "### BEGIN HIDDEN TESTS" in part.test_source:
+        return PartResult(part, FAILED, f"a visible check of this cell stopped with {name}: run the cell to see where")
     if not failures:
         return PartResult(part, FAILED, f"the check cell stopped with {name} after its checks")
     message, reason = failures[0]
