@@ -23,7 +23,7 @@ import nbformat
 from course_lib.exercises import BEGIN_SOLUTION, END_SOLUTION, find_regions
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-EXERCISES = ["01_batch_sgd", "02_momentum_adam", "03_dropout", "04_batchnorm", "05_residual", "06_finetuning", "07_ginfty", "08_compression"]
+EXERCISES = ["01_batch_sgd", "02_momentum_adam", "03_dropout", "04_batchnorm", "05_residual", "06_finetuning", "07_ginfty", "08_compression", "09_visualization"]
 
 
 def module(exercise: str):
