@@ -324,11 +324,11 @@ def test_lecture_01_timing_panel_follows_its_width_slider(page, lab_url):
     handle = slider(panel, "width").locator(".noUi-handle")
     handle.focus()
     handle.press("ArrowLeft")  # 1000 → 500
-    after = wait_for_change(panel, before, text="speed ratio at B=")
+    after = wait_for_change(panel, before, text="500×500 layer")
     assert "500" in slider(panel, "width").inner_text()
     assert kernel_value(page, "timing_panel.values()['width']", changed_from=1000) == 500
     screenshot(page, "01_batch_sgd-width-500.png", top=panel)
-    assert "speed ratio at B=" in after["text"]
+    assert "speed ratio at B=" in after["text"], after["text"]
 
 
 def test_lecture_02_trajectory_panel_follows_keyboard_and_mouse(page, lab_url):
