@@ -4,8 +4,12 @@
     python3 course.py lab     create .venv if absent, install the course into it, open JupyterLab on lectures/
     python3 course.py test    the same set-up (and Debian's chromium for the browser tests and bubblewrap for
                               the grading sandbox, when they are missing and apt-get may install them), then
-                              every test: unit tests, all notebooks through nbval, the exercise checks, the
-                              grading batches, the browser tests (quick mode)
+                              the everyday suite in parallel workers: unit tests, all notebooks through nbval,
+                              the exercise checks, the grader's engine, the browser tests (quick mode)
+    python3 course.py test --complete
+                              the everyday suite plus the grading fixtures: every exercise's solution,
+                              alternative and wrong answers graded at one and two threads, the adversarial
+                              submissions, nbgrader's autograde (what CI runs)
 
 Both are safe to run again: the virtual environment is created once, and the install step runs
 again only when pyproject.toml has changed since the last successful install. Arguments after
@@ -124,11 +128,34 @@ def ensure_bubblewrap() -> None:
               "apt-get install bubblewrap).", flush=True)
 
 
+def test_workers() -> int:
+    """Parallel pytest workers: one per core, at most 4 (each notebook kernel is itself a process)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 def run_tests(python: Path, extra: list[str]) -> int:
-    """Run the whole suite in quick mode (conftest.py switches it on)."""
+    """Run the suite in quick mode (conftest.py switches it on), in parallel workers.
+
+    The grading fixtures (tests marked ``complete``) run only with ``--complete``. conftest.py puts
+    each test in a group that one worker runs in order (``--dist loadscope``): a notebook's cells,
+    which nbval runs in one kernel; a test module, whose fixtures its tests share.
+    """
     ensure_chromium()
     ensure_bubblewrap()
-    return subprocess.run([str(python), "-m", "pytest", *extra], cwd=ROOT).returncode
+    complete = "--complete" in extra
+    extra = [arg for arg in extra if arg != "--complete"]
+    if not complete:  # the caller's own -m selection, if any, narrowed to the everyday tests
+        chosen = next((i for i, arg in enumerate(extra) if arg == "-m"), None)
+        if chosen is not None and chosen + 1 < len(extra):
+            extra[chosen + 1] = f"({extra[chosen + 1]}) and not complete"
+        else:
+            extra = ["-m", "not complete", *extra]
+    workers = [] if any(arg == "-n" or arg.startswith("--numprocesses") for arg in extra) \
+        else ["-n", str(test_workers()), "--dist", "loadscope"]
+    started = time.monotonic()
+    code = subprocess.run([str(python), "-m", "pytest", *workers, *extra], cwd=ROOT).returncode
+    print(f"course.py test{' --complete' if complete else ''}: {(time.monotonic() - started) / 60:.1f} minutes", flush=True)
+    return code
 
 
 COMMANDS = {"lab": run_lab, "test": run_tests}

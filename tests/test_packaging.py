@@ -76,11 +76,24 @@ def test_every_notebook_starts_with_the_course_setup():
         assert "setup()" in first_code and "course_lib" in first_code, path.name
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_complete_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 course.py test" in readme and "python3 course.py lab" in readme
-    assert re.search(r"^python3 course\.py test$", ci, re.MULTILINE)
+    assert "python3 course.py lab" in readme
+    assert re.search(r"^python3 course\.py test$", readme, re.MULTILINE), "the everyday test command"
+    assert re.search(r"^python3 course\.py test --complete$", readme, re.MULTILINE), "the complete test command"
+    assert re.search(r"^python3 course\.py test --complete$", ci, re.MULTILINE)
+
+
+def test_the_everyday_suite_leaves_out_exactly_the_grading_fixtures():
+    import conftest
+
+    assert conftest.COMPLETE_ONLY == {"test_exercise_fairness.py", "test_grading_batch.py", "test_nbgrader.py"}
+    assert all((ROOT / "tests" / name).exists() for name in conftest.COMPLETE_ONLY)
+    assert conftest.xdist_scope("lectures/07_ginfty.ipynb::Cell 4") == "lectures/07_ginfty.ipynb"
+    assert conftest.xdist_scope("tests/test_exercise_fairness.py::test_x[01_batch_sgd-2-threads]") != \
+        conftest.xdist_scope("tests/test_exercise_fairness.py::test_x[01_batch_sgd-1-thread]")
+    assert conftest.xdist_scope("tests/test_browser.py::test_a[01.ipynb]") == conftest.xdist_scope("tests/test_browser.py::test_b")
 
 
 def test_readme_lists_every_lecture():
