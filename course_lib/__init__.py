@@ -2,7 +2,7 @@
 
 One module per idea, each readable on its own:
 
-- `course_lib.runtime`   seeds, device, threads and the quick/full scale (``setup()`` starts every notebook)
+- `course_lib.runtime`   seeds, device, threads and the scale (quick, lecture, paper) (``setup()`` starts every notebook)
 - `course_lib.data`      MNIST (download or local files), the XOR-parity task, device-resident batches
 - `course_lib.training`  the ``fit`` loop with its ``History``, and ``evaluate``
 - `course_lib.timing`    median wall-clock times with the device synchronized

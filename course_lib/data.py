@@ -14,6 +14,14 @@ directory is writable and ``COURSE_OFFLINE`` is not set; with no network it goes
 there. With the test split alone, it splits those 10 000 digits into a training part and a held-out
 part (a fixed permutation drawn with seed 0: 8 000 and 2 000 digits) and says so in one line.
 
+Timing with the test split alone
+--------------------------------
+``COURSE_SIMULATE_FULL_MNIST=1`` stands in for the full download where only the test split exists:
+the 8 000 training digits are repeated up to MNIST's 60 000 and the 2 000 held-out ones up to
+10 000, and a line says so. Every experiment then takes as long as it would with the real dataset
+(``benchmarks/time_lectures.py`` measures the lectures this way), but learns from 8 000 distinct
+digits only: accuracies are not those of the full dataset.
+
 Device-resident batches
 -----------------------
 `DeviceBatches` cuts shuffled mini-batches out of tensors that already live on the device: one
@@ -37,6 +45,7 @@ from PIL import Image
 
 DATA_ENV = "COURSE_DATA_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
+SIMULATE_ENV = "COURSE_SIMULATE_FULL_MNIST"
 
 # The four files and their MD5 sums, as torchvision publishes them.
 MNIST_MD5 = dict(torchvision.datasets.MNIST.resources)
@@ -49,6 +58,8 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 # With only the test split: how many of its 10 000 digits train, and the seed of the fixed split.
 TEST_ONLY_TRAIN = 8_000
 TEST_ONLY_SEED = 0
+# The sizes of the real splits, which COURSE_SIMULATE_FULL_MNIST=1 fills by repetition.
+FULL_TRAIN, FULL_TEST = 60_000, 10_000
 
 _IDX_DTYPES = {0x08: torch.uint8}
 
@@ -161,6 +172,22 @@ def _announce(line: str) -> None:
         print(line)
 
 
+def simulate_full_mnist() -> bool:
+    """True when ``COURSE_SIMULATE_FULL_MNIST`` asks to repeat the test split up to the full dataset's sizes."""
+    value = os.environ.get(SIMULATE_ENV, "").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    raise ValueError(f"{SIMULATE_ENV}={value!r}: use 1 (repeat the offline digits to 60 000) or 0")
+
+
+def _repeat_to(t: torch.Tensor, size: int) -> torch.Tensor:
+    """``t`` repeated along its first dimension and cut to ``size`` rows."""
+    copies = -(-size // t.shape[0])
+    return t.repeat(copies, *([1] * (t.dim() - 1)))[:size]
+
+
 def mnist_digits(train_size: int | None = None, heldout_size: int | None = None, download: bool = True) -> MNISTData:
     """MNIST as stored: the first ``train_size`` training and ``heldout_size`` held-out digits, as uint8
     images (N, 28, 28) with values 0..255 and int64 labels, on the CPU.
@@ -198,6 +225,11 @@ def mnist_digits(train_size: int | None = None, heldout_size: int | None = None,
             f"test split only, from {raw_dir}: {TEST_ONLY_TRAIN} of its digits train, "
             f"{test_x.shape[0] - TEST_ONLY_TRAIN} are held out (fixed split, seed {TEST_ONLY_SEED})"
         )
+        if simulate_full_mnist():
+            train_x, train_y = _repeat_to(train_x, FULL_TRAIN), _repeat_to(train_y, FULL_TRAIN)
+            heldout_x, heldout_y = _repeat_to(heldout_x, FULL_TEST), _repeat_to(heldout_y, FULL_TEST)
+            source += (f", repeated to {FULL_TRAIN} and {FULL_TEST} digits ({SIMULATE_ENV}=1: the full dataset's "
+                       f"times, not its accuracies)")
         _announce(f"MNIST: {source}.")
 
     def take(x: torch.Tensor, y: torch.Tensor, size: int | None, name: str) -> tuple[torch.Tensor, torch.Tensor]:

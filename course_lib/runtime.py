@@ -1,20 +1,26 @@
-"""Where and how an experiment runs: random seeds, the device, CPU threads, and the quick/full scale.
+"""Where and how an experiment runs: random seeds, the device, CPU threads, and the scale.
 
 Every notebook starts with one call::
 
     from course_lib.runtime import setup
-    device = setup()          # prints e.g. "course_lib: device cpu, 1 torch thread, seed 0, quick mode"
+    device = setup()          # prints e.g. "course_lib: device cpu, 1 torch thread, seed 0, lecture scale"
 
-Three environment variables steer it, so that a test suite, a GPU box and a laptop run the same
-notebook unchanged:
+Environment variables steer it, so that a test suite, a GPU box and a laptop run the same notebook
+unchanged:
 
 =================  ==============================================================================
-``COURSE_QUICK``   ``1`` switches every experiment to its small scale (a data subset, few epochs,
-                   narrow models); unset or ``0`` runs the full scale. Read in one place: `scale`.
+``COURSE_SCALE``   ``quick`` (the tests: seconds per notebook), ``lecture`` (the default: what a
+                   laptop affords during a 90-minute session) or ``paper`` (the sources' settings:
+                   hours, meant for a GPU). Read in one place: `scale`.
+``COURSE_QUICK``   the older switch: ``1`` means ``COURSE_SCALE=quick``, ``0`` the default.
 ``COURSE_DEVICE``  ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` forces a device; unset or ``auto`` picks
                    CUDA, then Apple MPS, then the CPU.
 ``COURSE_THREADS`` the number of CPU threads torch may use (default: see `default_threads`).
 =================  ==============================================================================
+
+The ``lecture`` scale is sized by measurement: every lecture runs top to bottom in at most five
+minutes on a 2-core laptop CPU, and no cell (or move of a panel's control) takes more than a minute.
+``benchmarks/time_lectures.py`` measures it; each lecture states its times at its top.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+SCALE_ENV = "COURSE_SCALE"
 QUICK_ENV = "COURSE_QUICK"
 DEVICE_ENV = "COURSE_DEVICE"
 THREADS_ENV = "COURSE_THREADS"
@@ -33,24 +40,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
-def quick_mode() -> bool:
-    """True when ``COURSE_QUICK`` asks for the small scale (the test suite sets it)."""
-    value = os.environ.get(QUICK_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{QUICK_ENV}={value!r}: use 1 (quick mode) or 0 (full scale)")
-
-
 @dataclass(frozen=True)
 class Scale:
-    """The sizes every experiment reads: one table for the quick mode, one for the full course.
+    """The sizes every experiment reads: one table per scale.
 
-    A notebook never tests ``COURSE_QUICK`` itself; it asks ``scale().mnist_train`` and gets the
-    number that fits the current mode.
+    A notebook never reads the environment itself; it asks ``scale().mnist_train`` and gets the
+    number that fits the current scale.
     """
 
+    name: str  # quick, lecture or paper
     mnist_train: int  # MNIST digits used for training
     mnist_heldout: int  # MNIST digits held out for evaluation
     mnist_small: int  # a small training subset, for experiments about overfitting
@@ -68,19 +66,49 @@ class Scale:
     autoencoder_epochs: int  # its epochs
 
 
-QUICK = Scale(mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
+QUICK = Scale(name="quick", mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
               hidden_units=64, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
               ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
               autoencoder_train=2_000, autoencoder_epochs=3)
-FULL = Scale(mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
-             hidden_units=256, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
-             ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512, prune_toy_steps=2_000,
-             autoencoder_train=50_000, autoencoder_epochs=10)
+LECTURE = Scale(name="lecture", mnist_train=10_000, mnist_heldout=5_000, mnist_small=1_000, epochs=3, epochs_long=40,
+                hidden_units=128, timing_repeats=11, xor_steps=3_000, ginfty_mnist_train=10_000, ginfty_mnist_epochs=8,
+                ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=128, prune_toy_steps=1_000,
+                autoencoder_train=6_000, autoencoder_epochs=3)
+PAPER = Scale(name="paper", mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
+              hidden_units=256, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
+              ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512, prune_toy_steps=2_000,
+              autoencoder_train=50_000, autoencoder_epochs=10)
+SCALES = {s.name: s for s in (QUICK, LECTURE, PAPER)}
+DEFAULT_SCALE = "lecture"
+
+
+def scale_name() -> str:
+    """The scale asked for: ``COURSE_SCALE``, else ``quick`` when ``COURSE_QUICK=1``, else ``lecture``.
+
+    Contradicting settings (``COURSE_QUICK=1`` with ``COURSE_SCALE=paper``) are an error, never a guess.
+    """
+    quick = os.environ.get(QUICK_ENV, "").strip().lower()
+    if quick not in _TRUE | _FALSE:
+        raise ValueError(f"{QUICK_ENV}={quick!r}: use 1 (the quick scale) or 0 (the default scale); "
+                         f"or set {SCALE_ENV} to one of {', '.join(SCALES)}")
+    named = os.environ.get(SCALE_ENV, "").strip().lower()
+    if named and named not in SCALES:
+        raise ValueError(f"{SCALE_ENV}={named!r}: allowed values are {', '.join(SCALES)}")
+    if named and quick in _TRUE and named != "quick":
+        raise ValueError(f"{SCALE_ENV}={named} contradicts {QUICK_ENV}={quick}: unset one of them")
+    if named:
+        return named
+    return "quick" if quick in _TRUE else DEFAULT_SCALE
+
+
+def quick_mode() -> bool:
+    """True at the quick scale (the test suite's)."""
+    return scale_name() == "quick"
 
 
 def scale() -> Scale:
-    """The `Scale` of the current mode: `QUICK` when ``COURSE_QUICK=1``, else `FULL`."""
-    return QUICK if quick_mode() else FULL
+    """The `Scale` asked for by the environment (see `scale_name`)."""
+    return SCALES[scale_name()]
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -167,7 +195,7 @@ def setup(seed: int = 0, device: str | None = None) -> torch.device:
     threads = default_threads()
     torch.set_num_threads(threads)
     _configure_matplotlib()
-    mode = "quick mode" if quick_mode() else "full scale"
+    mode = f"{scale_name()} scale (COURSE_SCALE=quick, lecture or paper)"
     name = chosen.type if chosen.type != "cuda" else f"{chosen} ({torch.cuda.get_device_name(chosen)})"
     print(f"course_lib: device {name}, {threads} torch thread{'s' if threads > 1 else ''}, seed {seed}, {mode}")
     return chosen

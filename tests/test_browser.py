@@ -114,7 +114,7 @@ def lab_url(tmp_path_factory):
     copy_notebooks(ROOT / "lectures", served / "lectures")
     copy_notebooks(ROOT / "exercises", served / "exercises")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernels choose inline plots themselves
-    env.update(COURSE_QUICK="1", JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+    env.update(COURSE_SCALE="quick", JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
                JUPYTER_NO_CONFIG="1")
     write_settings(base / "settings")

@@ -85,6 +85,28 @@ def test_unpacked_synthetic_files_load_with_the_test_only_split(tmp_path, monkey
         data.load_mnist(train_size=0)
 
 
+def test_simulating_the_full_dataset_repeats_the_test_split_and_says_so(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = torch.randint(0, 256, (10_000, 28, 28), dtype=torch.uint8)
+    write_idx(raw / "t10k-images-idx3-ubyte", images, compress=False)
+    write_idx(raw / "t10k-labels-idx1-ubyte", torch.arange(10_000) % 10, compress=False)
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    plain = data.mnist_digits()
+    monkeypatch.setenv(data.SIMULATE_ENV, "1")
+    simulated = data.mnist_digits()
+    assert simulated.train_x.shape == (60_000, 28, 28) and simulated.heldout_x.shape == (10_000, 28, 28)
+    # 7.5 copies of the same 8 000 digits, labels travelling with them; the held-out digits stay apart
+    assert torch.equal(simulated.train_x[8_000:16_000], plain.train_x)
+    assert torch.equal(simulated.train_y[56_000:], plain.train_y[:4_000])
+    assert torch.equal(simulated.heldout_x[8_000:], plain.heldout_x)
+    assert "repeated to 60000 and 10000 digits" in capsys.readouterr().out
+    monkeypatch.setenv(data.SIMULATE_ENV, "sometimes")
+    with pytest.raises(ValueError, match="COURSE_SIMULATE_FULL_MNIST='sometimes'"):
+        data.mnist_digits()
+
+
 def shared_mnist_dir():
     """The real MNIST test split, where this checkout has it (CI points COURSE_DATA_DIR at it)."""
     candidates = [os.environ.get(data.DATA_ENV), COURSE_ROOT.parent / "shared" / "data", COURSE_ROOT / "data"]

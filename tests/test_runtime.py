@@ -8,21 +8,49 @@ from course_lib import runtime
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)])
-def test_quick_mode_reads_the_environment(monkeypatch, value, expected):
+def test_course_quick_still_selects_the_quick_scale(monkeypatch, value, expected):
+    monkeypatch.delenv(runtime.SCALE_ENV, raising=False)
     monkeypatch.setenv(runtime.QUICK_ENV, value)
     assert runtime.quick_mode() is expected
-    assert runtime.scale() is (runtime.QUICK if expected else runtime.FULL)
+    assert runtime.scale() is (runtime.QUICK if expected else runtime.LECTURE)
 
 
-def test_quick_mode_rejects_unknown_values(monkeypatch):
+@pytest.mark.parametrize("value", ["quick", "lecture", "paper", " Paper "])
+def test_course_scale_names_the_scale(monkeypatch, value):
+    monkeypatch.delenv(runtime.QUICK_ENV, raising=False)
+    monkeypatch.setenv(runtime.SCALE_ENV, value)
+    assert runtime.scale() is runtime.SCALES[value.strip().lower()]
+    assert runtime.scale().name == value.strip().lower()
+
+
+def test_the_default_scale_is_the_lecture_scale(monkeypatch):
+    monkeypatch.delenv(runtime.QUICK_ENV, raising=False)
+    monkeypatch.delenv(runtime.SCALE_ENV, raising=False)
+    assert runtime.scale() is runtime.LECTURE
+
+
+def test_unknown_or_contradicting_scales_are_errors_naming_the_variable(monkeypatch):
+    monkeypatch.delenv(runtime.SCALE_ENV, raising=False)
     monkeypatch.setenv(runtime.QUICK_ENV, "maybe")
     with pytest.raises(ValueError, match="COURSE_QUICK"):
         runtime.quick_mode()
+    monkeypatch.delenv(runtime.QUICK_ENV)
+    monkeypatch.setenv(runtime.SCALE_ENV, "full")
+    with pytest.raises(ValueError, match="COURSE_SCALE='full'.*quick, lecture, paper"):
+        runtime.scale()
+    monkeypatch.setenv(runtime.SCALE_ENV, "paper")
+    monkeypatch.setenv(runtime.QUICK_ENV, "1")
+    with pytest.raises(ValueError, match="contradicts"):
+        runtime.scale()
 
 
-def test_quick_scale_is_smaller_in_every_field():
+def test_scales_grow_from_quick_to_lecture_to_paper():
     for name in runtime.Scale.__dataclass_fields__:
-        assert getattr(runtime.QUICK, name) < getattr(runtime.FULL, name), name
+        if name == "name":
+            continue
+        quick, lecture, paper = (getattr(s, name) for s in (runtime.QUICK, runtime.LECTURE, runtime.PAPER))
+        assert quick <= lecture <= paper, name
+        assert quick < paper, name
 
 
 def test_seed_everything_makes_every_generator_repeat():
@@ -74,6 +102,7 @@ def test_default_threads(monkeypatch):
 def test_setup_prints_one_line_and_returns_the_device(monkeypatch, capsys):
     monkeypatch.setenv(runtime.DEVICE_ENV, "cpu")
     monkeypatch.setenv(runtime.QUICK_ENV, "1")
+    monkeypatch.delenv(runtime.SCALE_ENV, raising=False)
     monkeypatch.setenv(runtime.THREADS_ENV, "1")
     before = torch.get_num_threads()
     try:
@@ -83,4 +112,4 @@ def test_setup_prints_one_line_and_returns_the_device(monkeypatch, capsys):
     finally:
         torch.set_num_threads(before)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines == ["course_lib: device cpu, 1 torch thread, seed 3, quick mode"]
+    assert lines == ["course_lib: device cpu, 1 torch thread, seed 3, quick scale (COURSE_SCALE=quick, lecture or paper)"]

@@ -104,7 +104,7 @@ def kernel_environment(threads: int, device: str, data: Path | None) -> dict[str
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": sandbox.HOME,
            "USER": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-           evidence.GRADING_ENV: "1", "COURSE_QUICK": "1", "COURSE_DEVICE": device, "COURSE_THREADS": str(threads),
+           evidence.GRADING_ENV: "1", "COURSE_SCALE": "quick", "COURSE_DEVICE": device, "COURSE_THREADS": str(threads),
            "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE", "COURSE_OFFLINE": "1"}
     if data is not None:
         env["COURSE_DATA_DIR"] = str(data)
