@@ -1,6 +1,6 @@
 """What compression buys in time, measured against PyTorch in one run.
 
-    python benchmarks/bench_compression.py [--threads 1] [--min-run-time 0.3]
+    python benchmarks/bench_compression.py [--threads 1] [--min-run-time 0.3] [--device cuda]
 
 1. Cheaper convolutions: a full 3×3 convolution (64 → 64 channels, 32×32, batch 8) against the 1×3 → 3×1 pair
    (P = 16), the depthwise-separable block and a 1×1 → 3×3 → 1×1 bottleneck (M = 16): MACs ÷ full and time ÷ full.
@@ -24,6 +24,7 @@ from torch.nn.utils import prune as torch_prune
 from course_lib.compression import (DepthwiseSeparableConv, Separable1D, count_macs, find_chains, measure_latency,
                                     prune_units, svd_factorize_linear)
 from course_lib.compression_experiments import autoencoder
+from course_lib.runtime import choose_device
 
 
 def row(name: str, macs: int, latency, base_macs: int, base_ms: float) -> str:
@@ -34,14 +35,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-run-time", type=float, default=0.3)
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: COURSE_DEVICE or the best available)")
     args = parser.parse_args()
+    device = choose_device(args.device)
     torch.manual_seed(0)
     header = f"{'':<34}{'MACs':>14}{'÷ full':>10}{'latency':>40}{'÷ full':>10}"
 
     def time(module, x):
-        return measure_latency(module.eval(), x, threads=args.threads, min_run_time=args.min_run_time)
+        return measure_latency(copy.deepcopy(module).to(device).eval(), x.to(device), threads=args.threads,
+                               min_run_time=args.min_run_time)
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s)\n\n1. convolutions, 64 → 64 channels, 32×32, batch 8")
+    print(f"torch {torch.__version__}, {device}, {args.threads} CPU thread(s)\n\n1. convolutions, 64 → 64 channels, 32×32, batch 8")
     x = torch.randn(8, 64, 32, 32)
     blocks = {
         "full 3×3 (nn.Conv2d)": nn.Conv2d(64, 64, 3, padding=1, bias=False),

@@ -1,6 +1,6 @@
 """Time to grade 30 submissions of one exercise with course-grade, in the sandbox and without it, in one run.
 
-    python benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd] [--rounds 1]
+    python benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd] [--rounds 1] [--device cuda]
 
 The submissions are copies of the exercise's solution (every part runs to the end, the slowest case). Each round
 grades the batch once sandboxed and once with --no-sandbox (alternating which goes first), and the script prints
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--exercise", default="01_batch_sgd")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="the device the submissions' kernels compute on (default cpu)")
     args = parser.parse_args()
     solution = ROOT / "solutions" / f"{args.exercise}.ipynb"
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -38,12 +39,12 @@ def main() -> None:
             for sandboxed in ((True, False) if round_ % 2 == 0 else (False, True)):
                 output = Path(folder) / f"output-{round_}-{sandboxed}"
                 start = time.perf_counter()
-                batch = grade(solution, submissions, output, workers=args.workers, sandboxed=sandboxed)
+                batch = grade(solution, submissions, output, workers=args.workers, sandboxed=sandboxed, device=args.device)
                 seconds = time.perf_counter() - start
                 full = sum(r.total == r.maximum for r in batch.results)
                 times[sandboxed].append(seconds)
                 print(f"{'sandboxed' if sandboxed else 'no sandbox'}: {args.students} submissions of {args.exercise}, "
-                      f"{args.workers} workers: {seconds:.0f} s ({seconds / args.students:.1f} s per submission); "
+                      f"{args.workers} workers, {args.device}: {seconds:.0f} s ({seconds / args.students:.1f} s per submission); "
                       f"{full} with full marks", flush=True)
     ratio = sum(times[True]) / sum(times[False])
     print(f"sandboxed / not sandboxed: {ratio:.2f}")
