@@ -44,6 +44,7 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.complete)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown, and unused, under -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist's scope scheduling, with the scopes of `xdist_scope`."""
     if config.getvalue("dist") != "loadscope":

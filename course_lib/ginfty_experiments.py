@@ -126,7 +126,8 @@ def run_xor(n_active: int, steps: int = 2000, batch_size: int = 1000, validate_e
     if done == 0:
         validate(0)
     bar = tqdm(total=steps, initial=done, desc=f"XOR n={n_active}", unit="step", disable=not progress, leave=False)
-    last_save, timer = time.perf_counter(), _DurationEstimate(f"XOR n={n_active}", steps - done, "steps", progress)
+    last_save, timer = time.perf_counter(), _DurationEstimate(f"XOR n={n_active}", steps - done, "steps", progress,
+                                                                at_least=validate_every)
     with DeferredInterrupt() as stop:
         for step in range(done + 1, steps + 1):
             x, y = xor_parity(batch_size, n_active, generator=generator, device=device)
@@ -178,13 +179,15 @@ def _check_not_beyond(path, done: int, wanted: int, unit: str) -> None:
 
 
 class _DurationEstimate:
-    """Times the first units of a long run (2 % of them, at least 5, or ``after_s`` seconds, whichever
-    comes first) and prints, once, how long the whole run should take."""
+    """Times the first units of a long run (2 % of them, at least ``at_least``, or ``after_s`` seconds,
+    whichever comes first) and prints, once, how long the whole run should take. ``at_least`` should cover
+    one period of any periodic extra work (a validation every 100 steps), or the estimate misses it."""
 
-    def __init__(self, name: str, remaining: int, unit: str, enabled: bool, after_s: float = 3.0) -> None:
+    def __init__(self, name: str, remaining: int, unit: str, enabled: bool, after_s: float = 3.0,
+                 at_least: int = 5) -> None:
         self.name, self.remaining, self.unit, self.after_s = name, remaining, unit, after_s
         self.enabled = enabled and remaining > 0
-        self.enough = min(remaining, max(5, math.ceil(0.02 * remaining)))
+        self.enough = min(remaining, max(at_least, math.ceil(0.02 * remaining)))
         self.count, self.start = 0, time.perf_counter()
 
     def tick(self) -> None:

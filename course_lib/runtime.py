@@ -55,6 +55,7 @@ class Scale:
     epochs: int  # passes over the training digits in a typical experiment
     epochs_long: int  # passes over the small subset, long enough to overfit it
     hidden_units: int  # width of the small MLPs
+    cnn_train: int  # MNIST digits for training the deeper convolutional stacks (lecture 05)
     timing_repeats: int  # repetitions behind each median time
     xor_steps: int  # training steps per number of active inputs in the g_infty XOR experiment
     ginfty_mnist_train: int  # training digits of the g_infty MNIST experiment
@@ -67,15 +68,15 @@ class Scale:
 
 
 QUICK = Scale(name="quick", mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
-              hidden_units=64, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
+              hidden_units=64, cnn_train=2_000, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
               ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
               autoencoder_train=2_000, autoencoder_epochs=3)
 LECTURE = Scale(name="lecture", mnist_train=10_000, mnist_heldout=5_000, mnist_small=1_000, epochs=3, epochs_long=40,
-                hidden_units=128, timing_repeats=11, xor_steps=3_000, ginfty_mnist_train=10_000, ginfty_mnist_epochs=8,
+                hidden_units=128, cnn_train=3_000, timing_repeats=11, xor_steps=2_500, ginfty_mnist_train=10_000, ginfty_mnist_epochs=8,
                 ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=128, prune_toy_steps=1_000,
                 autoencoder_train=6_000, autoencoder_epochs=3)
 PAPER = Scale(name="paper", mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
-              hidden_units=256, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
+              hidden_units=256, cnn_train=50_000, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
               ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512, prune_toy_steps=2_000,
               autoencoder_train=50_000, autoencoder_epochs=10)
 SCALES = {s.name: s for s in (QUICK, LECTURE, PAPER)}

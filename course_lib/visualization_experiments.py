@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+from tqdm.auto import tqdm
 from torch import nn
 
 from course_lib.compression_experiments import train_autoencoder
@@ -33,12 +34,14 @@ def digit_cnn(channels: tuple[int, int] = (8, 16)) -> nn.Sequential:
     ))
 
 
-def train_digit_cnn(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0) -> nn.Sequential:
-    """`digit_cnn` trained with Adam (lr 10⁻³, batches of 64) on ``images`` (N, 1, 28, 28) and ``labels``."""
+def train_digit_cnn(images: torch.Tensor, labels: torch.Tensor, epochs: int, seed: int = 0,
+                    progress: bool = False) -> nn.Sequential:
+    """`digit_cnn` trained with Adam (lr 10⁻³, batches of 64) on ``images`` (N, 1, 28, 28) and ``labels``;
+    ``progress`` shows `fit`'s progress bar."""
     torch.manual_seed(seed)
     model = digit_cnn().to(images.device)
     batches = DeviceBatches(images, labels, batch_size=64, generator=torch.Generator().manual_seed(seed))
-    fit(model, Adam(model.parameters(), lr=1e-3), nn.functional.cross_entropy, batches, epochs, progress=False)
+    fit(model, Adam(model.parameters(), lr=1e-3), nn.functional.cross_entropy, batches, epochs, progress=progress)
     return model.eval()
 
 
@@ -63,10 +66,12 @@ def upsampling_autoencoder(kind: str, channels: tuple[int, int] = (16, 32)) -> n
     ))
 
 
-def train_upsampling_autoencoders(images: torch.Tensor, epochs: int, seed: int = 0) -> dict[str, nn.Sequential]:
-    """One `upsampling_autoencoder` per kind, each trained like lecture 08's (Adam 10⁻², batches of 64, pixel MSE)."""
+def train_upsampling_autoencoders(images: torch.Tensor, epochs: int, seed: int = 0,
+                                  progress: bool = False) -> dict[str, nn.Sequential]:
+    """One `upsampling_autoencoder` per kind, each trained like lecture 08's (Adam 10⁻², batches of 64, pixel MSE);
+    ``progress`` shows a bar over the kinds."""
     models = {}
-    for kind in UPSAMPLING:
+    for kind in tqdm(UPSAMPLING, desc="autoencoders", unit="model", disable=not progress, leave=False):
         torch.manual_seed(seed)
         model = upsampling_autoencoder(kind).to(images.device)
         train_autoencoder(model, images, epochs, generator=torch.Generator().manual_seed(seed))

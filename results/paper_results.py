@@ -10,7 +10,8 @@ is spent, or on Ctrl-C, the script stops after saving, and the same command late
 stopped. Finished runs are written, downsampled to a few kilobytes, to ``results/paper/``.
 
 ``import-reference`` converts the reference implementation's logged runs (its Keras histories, as JSON)
-into the same small format under ``results/reference/``: XOR every 1 000 steps, MNIST every 25 epochs,
+into the same small format under ``results/reference/``: XOR every 100 steps up to step 10 000 and every
+1 000 after it, MNIST every 25 epochs,
 with the full-resolution summary values (final w, best and final test accuracy) kept exactly.
 
 Lecture 07 plots both beside the student's own run (`course_lib.ginfty_experiments.shipped_log`).
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "results"
 XOR_EVERY, MNIST_EVERY = 1_000, 25  # downsampling: steps between XOR records, epochs between MNIST records
+XOR_FULL_UNTIL = 10_000  # the XOR records are kept at full resolution (every 100 steps) up to this step
 
 
 def every(values: list, stride: int) -> list:
@@ -37,6 +39,15 @@ def every(values: list, stride: int) -> list:
     if (len(values) - 1) % stride:
         picked.append(values[-1])
     return picked
+
+
+def xor_records(steps: list[int]) -> list[int]:
+    """Indices of the XOR records kept: every one up to `XOR_FULL_UNTIL` (where the lecture's own runs end, so
+    they can be compared step for step), every `XOR_EVERY` steps after it, and the last."""
+    kept = [i for i, step in enumerate(steps) if step <= XOR_FULL_UNTIL or step % XOR_EVERY == 0]
+    if kept[-1] != len(steps) - 1:
+        kept.append(len(steps) - 1)
+    return kept
 
 
 def rounded(values: list[float], digits: int = 5) -> list[float]:
@@ -51,12 +62,13 @@ def write(path: Path, log: dict) -> None:
 
 def import_reference(folder: Path) -> None:
     xor = json.loads((folder / "xor.json").read_text())
-    stride = XOR_EVERY // (xor["step"][1] - xor["step"][0])
+    kept = xor_records(xor["step"])
     write(RESULTS / "reference" / "ginfty_xor.json", {
         "source": xor["source"],
         "label": "reference implementation (Keras), 100 000 steps",
-        "step": every(xor["step"], stride),
-        "tasks": {n: {"w": rounded(every(task["w"], stride)), "val_accuracy": rounded(every(task["val_acc"], stride), 4)}
+        "step": [xor["step"][i] for i in kept],
+        "tasks": {n: {"w": rounded([task["w"][i] for i in kept]),
+                      "val_accuracy": rounded([task["val_acc"][i] for i in kept], 4)}
                   for n, task in xor["tasks"].items()},
         "final_w": {n: task["w"][-1] for n, task in xor["tasks"].items()},
     })
@@ -100,11 +112,12 @@ def run(device: str | None, budget_minutes: float, only: list[str]) -> int:
                 finished = False
                 break
         if len(tasks) == 9:
+            kept = xor_records(tasks["0"]["steps"])
             write(RESULTS / "paper" / "ginfty_xor.json", {
                 "source": f"results/paper_results.py on {chosen}", "label": f"course_lib, {PAPER.xor_steps} steps",
-                "step": every(tasks["0"]["steps"], XOR_EVERY // 100),
-                "tasks": {n: {"w": rounded(every(t["w"], XOR_EVERY // 100)),
-                              "val_accuracy": rounded(every(t["val_accuracy"], XOR_EVERY // 100), 4)} for n, t in tasks.items()},
+                "step": [tasks["0"]["steps"][i] for i in kept],
+                "tasks": {n: {"w": rounded([t["w"][i] for i in kept]),
+                              "val_accuracy": rounded([t["val_accuracy"][i] for i in kept], 4)} for n, t in tasks.items()},
                 "final_w": {n: t["final_w"] for n, t in tasks.items()},
                 "seconds": {n: round(t["seconds"]) for n, t in tasks.items()},
             })

@@ -109,7 +109,7 @@ def test_an_mnist_run_resumes_after_its_last_epoch_exactly(tmp_path, monkeypatch
 def test_progress_prints_the_expected_duration_before_the_bulk_of_the_run(capsys):
     run_xor(steps=120, progress=True, **XOR_SMALL)
     out = capsys.readouterr().out
-    assert "XOR n=2: 120 steps expected to take" in out and "(from the first 5)" in out
+    assert "XOR n=2: 120 steps expected to take" in out and "(from the first 50)" in out  # one validation period
 
 
 def test_the_shipped_reference_logs_hold_the_reference_sheets_check_values():

@@ -1,5 +1,6 @@
 """The repository keeps its promises: one dependency list in two formats, clean notebooks, a true README."""
 
+import importlib.util
 import json
 import re
 import sys
@@ -100,3 +101,44 @@ def test_readme_lists_every_lecture():
     readme = (ROOT / "README.md").read_text()
     for path in sorted(ROOT.glob("lectures/*.ipynb")):
         assert f"lectures/{path.name}" in readme, f"README does not mention {path.name}"
+
+
+def test_gpu_check_runs_every_benchmark_with_a_device_option_that_exists():
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    scripts = {command[0] for command in gpu_check.BENCHMARKS}
+    assert scripts == {f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py")}, "every benchmark, once"
+    for script in scripts:
+        text = (ROOT / script).read_text()
+        assert '"--device"' in text, f"{script} has no --device option"
+    refused = subprocess.run([sys.executable, str(ROOT / "gpu_check.py"), "run", "--budget-minutes", "0"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--budget-minutes must be positive" in refused.stderr
+
+
+def test_each_lecture_states_its_measured_times_within_the_lecture_scales_budget():
+    """The times in each lecture's first cell come from results/lecture_times.json (benchmarks/time_lectures.py
+    --annotate), and the measured lecture scale keeps its budget: 5 minutes a lecture, a minute a cell or move."""
+    spec = importlib.util.spec_from_file_location("time_lectures", ROOT / "benchmarks" / "time_lectures.py")
+    time_lectures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(time_lectures)
+    measured = json.loads((ROOT / "results" / "lecture_times.json").read_text())
+    for path in sorted(ROOT.glob("lectures/*.ipynb")):
+        entries = [e for e in measured.values() if e["lecture"] == path.stem and e["scale"] == "lecture"]
+        assert entries, f"{path.name}: no lecture-scale measurement"
+        for entry in entries:
+            assert not entry["errors"], f"{path.name}: cells failed while measured: {entry['errors']}"
+            assert entry["top_to_bottom_s"] <= time_lectures.LECTURE_BUDGET_S, path.name
+            slowest = max([entry["slowest_cell"]["seconds"]] + [m["seconds"] for m in entry["moves"]])
+            assert slowest <= time_lectures.CELL_BUDGET_S, path.name
+            assert entry["moves"], f"{path.name}: measured without its panel moves"
+        first = json.loads(path.read_text())["cells"][0]
+        note = [line for line in "".join(first["source"]).splitlines() if line.startswith(time_lectures.RUN_TIME_MARK)]
+        assert len(note) == 1, f"{path.name}: its first cell should state its run time once"
+        lecture = next((e for e in entries if e["machine"] in note[0]), None)
+        assert lecture is not None, f"{path.name}: the run time it states names no measured machine"
+        assert time_lectures.seconds_in_words(lecture["top_to_bottom_s"]) in note[0], path.name

@@ -1,0 +1,240 @@
+"""How long each lecture takes at a scale: top to bottom, cell by cell, and every panel move.
+
+    python benchmarks/time_lectures.py --scale lecture --moves            # every lecture, this machine
+    python benchmarks/time_lectures.py --scale lecture 03_dropout 07_ginfty
+    python benchmarks/time_lectures.py --scale quick --device cuda
+
+Each lecture runs in a fresh kernel of this environment, as a student's Run All would (through
+nbclient), with ``COURSE_SCALE`` set. The time of a cell is the kernel's own, from the moment it
+started executing the cell to its reply. With ``--moves`` a last cell then moves every control of
+every experiment panel to each end of its range that is not its current value, one after the
+other, and times each run of the experiment: the slowest corner a student can reach one move at a
+time. Where only MNIST's test split is on the machine, ``COURSE_SIMULATE_FULL_MNIST=1`` is set so
+that the times are those of the full 60 000-digit training set (see `course_lib.data`).
+
+The results are merged into ``results/lecture_times.json`` (one entry per lecture, scale and
+machine), which the README's lecture table quotes. ``--annotate`` writes them into each lecture's
+first cell as a "Run time" note (from the entries of this machine). The budget of the ``lecture``
+scale is checked and printed: at most 5 minutes per lecture, 60 s per cell or move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
+
+RESULTS = ROOT / "results" / "lecture_times.json"
+LECTURE_BUDGET_S = 300.0  # a lecture, top to bottom
+CELL_BUDGET_S = 60.0  # one cell, or one move of a panel's control
+
+# Run in the lecture's kernel after its last cell: move each control of each panel to its ends.
+MOVES_CELL = '''
+import json as _json, time as _time
+import ipywidgets as _widgets
+from course_lib.widgets import ExperimentPanel as _Panel
+
+def _ends(control):
+    if isinstance(control, _widgets.FloatLogSlider):
+        return [control.base ** control.min, control.base ** control.max]
+    if isinstance(control, (_widgets.SelectionSlider, _widgets.Dropdown)):
+        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return [options[0], options[-1]]
+    if isinstance(control, _widgets.Checkbox):
+        return [not control.value]
+    return [control.min, control.max]
+
+_moves_log = open(MOVES_LOG, "a")
+for _name, _panel in list(globals().items()):
+    if not isinstance(_panel, _Panel) or _name.startswith("_"):
+        continue
+    for _control_name, _control in _panel.controls.items():
+        for _value in _ends(_control):
+            if _value == _control.value:
+                continue
+            _start = _time.perf_counter()
+            _panel.set(**{_control_name: _value})
+            _moves_log.write(_json.dumps({"panel": _name, "control": _control_name, "value": repr(_value),
+                                          "seconds": round(_time.perf_counter() - _start, 2)}) + "\\n")
+            _moves_log.flush()
+_moves_log.close()
+'''
+
+
+def cell_seconds(cell) -> float:
+    """The kernel's time for one executed cell, from nbclient's timing metadata."""
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not end:
+        return 0.0
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def time_lecture(path: Path, moves: bool, cell_timeout_s: int, keep: Path | None = None) -> dict:
+    notebook = nbformat.read(path, as_version=4)
+    moves_log = Path(tempfile.mkdtemp()) / "moves.jsonl"  # one line per move, as it happens (watch it with tail -f)
+    if moves:
+        notebook.cells.append(nbformat.v4.new_code_cell(f"MOVES_LOG = {str(moves_log)!r}\n" + MOVES_CELL))
+        print(f"    {path.stem}: panel moves logged to {moves_log}", flush=True)
+    def report(cell, cell_index, execute_reply):
+        if cell_seconds(cell) >= 5:
+            print(f"    {path.stem} cell {cell_index}: {cell_seconds(cell):.1f} s", flush=True)
+
+    client = NotebookClient(notebook, timeout=cell_timeout_s, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}}, on_cell_executed=report)
+    started = time.perf_counter()
+    client.execute()
+    wall = time.perf_counter() - started
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, keep / path.name)
+    errors = [f"cell {index}: {output.get('ename')}: {output.get('evalue')}" for index, cell in enumerate(notebook.cells)
+              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+    lecture_cells = notebook.cells[:-1] if moves else notebook.cells
+    cells = [(index, cell_seconds(cell)) for index, cell in enumerate(lecture_cells) if cell.cell_type == "code"]
+    move_list = []
+    if moves and moves_log.exists():
+        move_list = [json.loads(line) for line in moves_log.read_text().splitlines()]
+    slowest = max(cells, key=lambda c: c[1])
+    return {
+        "top_to_bottom_s": round(sum(seconds for _, seconds in cells), 1),
+        "with_kernel_start_s": round(wall - sum(m["seconds"] for m in move_list), 1),
+        "slowest_cell": {"index": slowest[0], "seconds": round(slowest[1], 1)},
+        "cells_s": {str(index): round(seconds, 2) for index, seconds in cells},
+        "moves": move_list,
+        "errors": errors,
+    }
+
+
+RUN_TIME_MARK = "> **Run time**"
+
+
+def seconds_in_words(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def annotate(paths: list[Path], results: dict, where: str) -> None:
+    """Write each lecture's measured times into the end of its first (markdown) cell."""
+    for path in paths:
+        lecture = results.get(f"{path.stem} | lecture | {where}")
+        quick = results.get(f"{path.stem} | quick | {where}")
+        if lecture is None:
+            print(f"{path.stem}: no lecture-scale time measured on {where}; not annotated")
+            continue
+        worst_move = max((m["seconds"] for m in lecture["moves"]), default=None)
+        note = (f"{RUN_TIME_MARK}, measured on a {where}: {seconds_in_words(lecture['top_to_bottom_s'])} top to bottom at the "
+                f"lecture scale (the default; slowest cell {seconds_in_words(lecture['slowest_cell']['seconds'])}"
+                + (f", slowest slider move {seconds_in_words(worst_move)}" if worst_move is not None else "") + ")"
+                + (f", {seconds_in_words(quick['top_to_bottom_s'])} at the quick scale" if quick else "")
+                + ". `COURSE_SCALE=paper` uses the sources' settings instead: far longer, meant for a GPU. "
+                  "(Measured with `benchmarks/time_lectures.py`.)")
+        notebook = nbformat.read(path, as_version=4)
+        first = notebook.cells[0]
+        if first.cell_type != "markdown":
+            raise ValueError(f"{path.name}: the first cell is not markdown; nowhere to put the run time")
+        kept = [line for line in first.source.rstrip().split("\n") if not line.startswith(RUN_TIME_MARK)]
+        while kept and not kept[-1].strip():
+            kept.pop()
+        first.source = "\n".join(kept) + "\n\n" + note
+        nbformat.write(notebook, path)
+        print(f"{path.stem}: {note}")
+
+
+def machine() -> str:
+    import torch
+
+    from course_lib.runtime import choose_device, default_threads
+
+    device = choose_device()
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return f"{os.cpu_count()}-core {platform.machine()} CPU, {default_threads()} torch thread(s)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lectures", nargs="*", help="lecture names or number prefixes (default: all)")
+    parser.add_argument("--scale", choices=["quick", "lecture", "paper"], default="lecture")
+    parser.add_argument("--moves", action="store_true", help="also move every panel control to its ends")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: COURSE_DEVICE or auto)")
+    parser.add_argument("--cell-timeout", type=int, default=600,
+                        help="seconds one cell may take before the lecture is run again, once (default 600)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--keep", type=Path, default=None, help="save each executed notebook into this folder")
+    parser.add_argument("--annotate", action="store_true",
+                        help="measure nothing; write this machine's measured times into each lecture's first cell")
+    args = parser.parse_args(argv)
+
+    os.environ["COURSE_SCALE"] = args.scale
+    os.environ.pop("COURSE_QUICK", None)
+    os.environ.setdefault("COURSE_SIMULATE_FULL_MNIST", "1")
+    if args.device:
+        os.environ["COURSE_DEVICE"] = args.device
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    paths = sorted((ROOT / "lectures").glob("[0-9][0-9]_*.ipynb"))
+    if args.lectures:
+        chosen = [p for p in paths if any(p.stem.startswith(name) for name in args.lectures)]
+        unknown = [n for n in args.lectures if not any(p.stem.startswith(n) for p in paths)]
+        if unknown:
+            parser.error(f"no lecture matches {unknown}; the lectures are {[p.stem for p in paths]}")
+        paths = chosen
+
+    where = machine()
+    results = json.loads(args.output.read_text()) if args.output.exists() else {}
+    if args.annotate:
+        annotate(paths, results, where)
+        return 0
+    print(f"{args.scale} scale on {where}" + (", panel moves included" if args.moves else ""), flush=True)
+    over_budget, failed = [], []
+    for path in paths:
+        try:
+            entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
+        except (CellTimeoutError, DeadKernelError) as error:
+            # a lost kernel message leaves the client waiting on an idle kernel, now and then: try once more
+            print(f"    {path.stem}: {error.__class__.__name__}; running it again", flush=True)
+            entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
+        entry.update(lecture=path.stem, scale=args.scale, machine=where, measured=time.strftime("%Y-%m-%d"),
+                     simulated_full_mnist=os.environ["COURSE_SIMULATE_FULL_MNIST"] == "1")
+        results[f"{path.stem} | {args.scale} | {where}"] = entry
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
+        slowest_move = max(entry["moves"], key=lambda m: m["seconds"], default=None)
+        print(f"{path.stem:<22} {entry['top_to_bottom_s']:7.1f} s top to bottom, slowest cell {entry['slowest_cell']['index']}: "
+              f"{entry['slowest_cell']['seconds']:.1f} s" + (f", slowest move {slowest_move['panel']}.{slowest_move['control']}="
+                                                              f"{slowest_move['value']}: {slowest_move['seconds']:.1f} s" if slowest_move else ""),
+              flush=True)
+        for error in entry["errors"]:
+            print(f"    error in {error}", flush=True)
+        if entry["errors"]:
+            failed.append(path.stem)
+        if args.scale == "lecture":
+            worst = max([entry["slowest_cell"]["seconds"]] + [m["seconds"] for m in entry["moves"]])
+            if entry["top_to_bottom_s"] > LECTURE_BUDGET_S or worst > CELL_BUDGET_S:
+                over_budget.append(path.stem)
+    if failed:
+        print(f"cells failed in: {', '.join(failed)} (the times of these lectures are not comparable)")
+    if over_budget:
+        print(f"over the lecture scale's budget ({LECTURE_BUDGET_S:.0f} s per lecture, {CELL_BUDGET_S:.0f} s per cell or move): "
+              f"{', '.join(over_budget)}")
+        return 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
