@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -80,20 +81,28 @@ def batch(tmp_path_factory):
     expected.update({"linked": ALL, "piped": ALL, "dup": ALL, "=HYPERLINK(1)": NONE, "huge": ALL})
     watched = {"solutions": solutions, "submissions": submissions, "course_lib": LIBRARY}
     before = {name: digest_tree(folder) for name, folder in watched.items()}
-    temporary = set(Path("/tmp").glob("course-grade-*"))
-    old_secret = os.environ.get(SECRET_ENV)
+    # The grader's private folder goes into a folder of this batch's own, and its sandboxes run as the users of this
+    # process' range: other grading runs on the machine (parallel test workers) cannot be mistaken for this one's.
+    # (Not under pytest's own temporary folder: a path with "pytest" in it would make the attack that runs
+    # `pkill -f pytest` kill its own kernel, through the kernel's command line.)
+    temporary = Path(tempfile.mkdtemp(prefix="grading-batch-test-"))
+    old_secret, old_tempdir = os.environ.get(SECRET_ENV), tempfile.tempdir
     os.environ[SECRET_ENV] = answer_code()
+    tempfile.tempdir = str(temporary)
     try:
         code = cli.main([str(solutions), str(submissions), "-o", str(output), "-j", "2", "--cell-timeout", "20",
                          "--timeout", "240"])
     finally:
+        tempfile.tempdir = old_tempdir
         if old_secret is None:
             os.environ.pop(SECRET_ENV)
         else:
             os.environ[SECRET_ENV] = old_secret
     after = {name: digest_tree(folder) for name, folder in watched.items()}
-    return dict(code=code, expected=expected, output=output, before=before, after=after, token=token,
-                temporary=temporary, fixtures={f.student: f for f in fixtures})
+    first_user = runner.UID_BASE + (os.getpid() % 100_000) * 10_000  # the users runner gives this process' sandboxes
+    yield dict(code=code, expected=expected, output=output, before=before, after=after, token=token,
+               temporary=temporary, users=(first_user, first_user + 10_000), fixtures={f.student: f for f in fixtures})
+    shutil.rmtree(temporary, ignore_errors=True)
 
 
 def read_grades(output: Path) -> dict[str, dict[str, str]]:
@@ -157,7 +166,7 @@ def test_no_file_outside_the_graders_folders_changed(batch):
         assert hashlib.sha256((batch["output"] / name).read_bytes()).hexdigest() == digest
     assert manifest["sandboxed"] is True and manifest["submissions"]["alice.ipynb"] == hashlib.sha256(
         SOLUTION.read_bytes()).hexdigest()
-    assert set(Path("/tmp").glob("course-grade-*")) <= batch["temporary"], "the grader's private folder is removed"
+    assert list(batch["temporary"].glob("course-grade-*")) == [], "the grader's private folder is removed"
 
 
 def test_no_process_started_by_a_submission_is_alive(batch):
@@ -167,14 +176,14 @@ def test_no_process_started_by_a_submission_is_alive(batch):
             text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if batch["token"] in text or "course-grade-" in text:
+        if batch["token"] in text or str(batch["temporary"]) in text:
             survivors.append(text[:200])
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             uid = int(next(line for line in status.read_text().splitlines() if line.startswith("Uid:")).split()[1])
         except (OSError, StopIteration):
             continue
-        if uid >= runner.UID_BASE:
+        if batch["users"][0] <= uid < batch["users"][1]:
             survivors.append(f"pid {status.parent.name} of sandbox user {uid}")
     assert survivors == []
 
