@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from course_lib.layers import BatchNorm1d, BatchNorm2d, BatchNormFunction, fold_batchnorm
+from course_lib.layers import BatchNorm1d, BatchNorm2d, BatchNormFunction, fold_batchnorm, fold_batchnorm_into_next
 
 TOL = dict(rtol=0.0, atol=1e-10)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -159,3 +159,30 @@ def test_folding_refuses_what_it_cannot_fold():
         fold_batchnorm(torch.nn.Linear(3, 2), BatchNorm1d(4))
     with pytest.raises(ValueError, match="Linear or torch.nn.Conv2d"):
         fold_batchnorm(torch.nn.ReLU(), BatchNorm1d(4))
+
+
+@pytest.mark.parametrize("affine, bias, kind", [(True, True, "course"), (False, False, "course"), (True, True, "torch")])
+def test_folding_a_batchnorm_into_the_next_linear_layer_is_exact(affine, bias, kind):
+    torch.manual_seed(5)
+    make = BatchNorm1d if kind == "course" else torch.nn.BatchNorm1d
+    bn = make(6, affine=affine).double()
+    for _ in range(20):  # running statistics far from 0 and 1
+        bn(torch.randn(32, 6, dtype=torch.float64) * 3 + 2)
+    if affine:
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+    bn.eval()
+    layer = torch.nn.Linear(6, 4, bias=bias).double()
+    before = layer.weight.clone()
+    folded = fold_batchnorm_into_next(bn, layer)
+    x = torch.randn(10, 6, dtype=torch.float64)
+    torch.testing.assert_close(folded(x), layer(bn(x)), **TOL)
+    assert not torch.allclose(folded(x), layer(x)), "the normalization really changed something"
+    assert torch.equal(layer.weight, before) and folded is not layer
+    with pytest.raises(ValueError, match="6 features but the layer has 3 inputs"):
+        fold_batchnorm_into_next(bn, torch.nn.Linear(3, 4))
+    with pytest.raises(ValueError, match="must be a torch.nn.Linear"):
+        fold_batchnorm_into_next(bn, torch.nn.Conv2d(6, 4, 1))
+    with pytest.raises(ValueError, match="running statistics"):
+        fold_batchnorm_into_next(BatchNorm1d(6, track_running_stats=False), torch.nn.Linear(6, 4))

@@ -197,3 +197,33 @@ def fold_batchnorm(layer: torch.nn.Linear | torch.nn.Conv2d, bn: torch.nn.Module
         folded.weight = torch.nn.Parameter(layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1))))
         folded.bias = torch.nn.Parameter(folded_bias.to(layer.weight.dtype))
     return folded
+
+
+def fold_batchnorm_into_next(bn: torch.nn.Module, layer: torch.nn.Linear) -> torch.nn.Linear:
+    """One Linear layer equal to ``layer(bn(x))`` with ``bn`` in eval mode: batch normalization *before* a Linear.
+
+    With s = γ / √(r_v + ε) and t = β − s ⊙ r_m per input unit, bn(x) = s ⊙ x + t, so
+    layer(bn(x)) = W (s ⊙ x + t) + b = (W diag(s)) x + (W t + b): each *column* of W is scaled, and the shift
+    moves into the bias through W. (After a ReLU the normalization cannot be folded into the layer before it; it
+    can always be folded into the layer after it, as here.) Returns a new layer; both inputs stay unchanged.
+    """
+    if not isinstance(layer, torch.nn.Linear):
+        raise ValueError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
+    running_mean, running_var = getattr(bn, "running_mean", None), getattr(bn, "running_var", None)
+    if running_mean is None or running_var is None:
+        raise ValueError("bn must track running statistics (track_running_stats=True): eval mode uses them")
+    if bn.num_features != layer.in_features:
+        raise ValueError(f"bn has {bn.num_features} features but the layer has {layer.in_features} inputs")
+    with torch.no_grad():
+        scale = torch.rsqrt(running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features, dtype=layer.weight.dtype,
+                                                                      device=layer.weight.device)
+        folded = copy.deepcopy(layer)
+        folded.weight = torch.nn.Parameter(layer.weight * scale.view(1, -1))
+        folded.bias = torch.nn.Parameter((layer.weight @ shift + bias).to(layer.weight.dtype))
+    return folded
