@@ -107,13 +107,8 @@ def run_xor(n_active: int, steps: int = 2000, batch_size: int = 1000, validate_e
         log["val_accuracy"].append(accuracy)
         log["val_loss"].append(loss)
 
-    done, seconds_before = 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        optimizer, saved = load_checkpoint(checkpoint, model, make_optimizer, {"batches": generator})
-        _check_settings(checkpoint, saved["settings"], settings)
-        log, done, seconds_before = saved["log"], saved["done"], saved["seconds"]
-        _check_not_beyond(checkpoint, done, steps, "steps")
-        print(f"XOR n={n_active}: resumed from {checkpoint} at step {done}", flush=True)
+    optimizer, log, done, seconds_before = _resume(checkpoint, model, optimizer, make_optimizer, {"batches": generator},
+                                                   settings, log, steps, "steps", f"XOR n={n_active}")
 
     start = time.perf_counter()
 
@@ -140,19 +135,8 @@ def run_xor(n_active: int, steps: int = 2000, batch_size: int = 1000, validate_e
                 validate(step)
             bar.update()
             timer.tick()
-            if stop.requested:
-                bar.close()
-                save(step)
-                raise KeyboardInterrupt(f"XOR n={n_active} stopped after step {step}"
-                                        + (f"; run it again to resume from {checkpoint}" if checkpoint else ""))
-            if deadline is not None and time.monotonic() > deadline:
-                bar.close()
-                save(step)
-                raise TimeoutError(f"XOR n={n_active} reached its deadline after step {step}"
-                                   + (f"; run it again to resume from {checkpoint}" if checkpoint else ""))
-            if checkpoint is not None and time.perf_counter() - last_save > checkpoint_every_s:
-                save(step)
-                last_save = time.perf_counter()
+            last_save = _after_unit(step, f"XOR n={n_active}", "step", stop, deadline, bar, save, checkpoint,
+                                    last_save, checkpoint_every_s)
     bar.close()
     if done < steps:
         save(steps)
@@ -162,6 +146,34 @@ def run_xor(n_active: int, steps: int = 2000, batch_size: int = 1000, validate_e
     log["first_perfect_step"] = next((s for s, a in zip(log["steps"], log["val_accuracy"]) if a == 1.0), None)
     log["model"] = model
     return log
+
+
+def _resume(checkpoint, model, optimizer, make_optimizer, generators, settings, log, wanted: int, unit: str, name: str):
+    """(optimizer, log, units done, seconds spent): as given for a fresh run, or as saved in ``checkpoint``."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return optimizer, log, 0, 0.0
+    optimizer, saved = load_checkpoint(checkpoint, model, make_optimizer, generators)
+    _check_settings(checkpoint, saved["settings"], settings)
+    _check_not_beyond(checkpoint, saved["done"], wanted, unit)
+    print(f"{name}: resumed from {checkpoint} after {saved['done']} {unit}", flush=True)
+    return optimizer, saved["log"], saved["done"], saved["seconds"]
+
+
+def _after_unit(done: int, name: str, unit: str, stop, deadline, bar, save, checkpoint, last_save: float,
+                every_s: float) -> float:
+    """After each step or epoch: save and stop on the stop button or the deadline, save every ``every_s``
+    seconds; returns the time of the last save."""
+    resume = f"; run it again to resume from {checkpoint}" if checkpoint else ""
+    if stop.requested or (deadline is not None and time.monotonic() > deadline):
+        bar.close()
+        save(done)
+        if stop.requested:
+            raise KeyboardInterrupt(f"{name} stopped after {unit} {done}{resume}")
+        raise TimeoutError(f"{name} reached its deadline after {unit} {done}{resume}")
+    if checkpoint is not None and time.perf_counter() - last_save > every_s:
+        save(done)
+        return time.perf_counter()
+    return last_save
 
 
 def _check_settings(path, saved: dict, wanted: dict) -> None:
@@ -293,13 +305,8 @@ def run_mnist(widths: tuple[int, int, int] = (30, 60, 256), epochs: int = 5000, 
     batches = DeviceBatches(train_x, train_y, batch_size=batch_size, generator=shuffling)
     log = {"w": {name: [] for name in BLOCK_NAMES}, "val_accuracy": [], "test_accuracy": [], "train_size": len(train_y),
            "validation_size": validation_size, "source": data.source}
-    done, seconds_before = 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        optimizer, saved = load_checkpoint(checkpoint, model, make_optimizer, {"shuffling": shuffling})
-        _check_settings(checkpoint, saved["settings"], settings)
-        log, done, seconds_before = saved["log"], saved["done"], saved["seconds"]
-        _check_not_beyond(checkpoint, done, epochs, "epochs")
-        print(f"MNIST: resumed from {checkpoint} after epoch {done}", flush=True)
+    optimizer, log, done, seconds_before = _resume(checkpoint, model, optimizer, make_optimizer, {"shuffling": shuffling},
+                                                   settings, log, epochs, "epochs", "g_∞ MNIST")
     start = time.perf_counter()
 
     def save(epoch: int) -> None:
@@ -325,19 +332,8 @@ def run_mnist(widths: tuple[int, int, int] = (30, 60, 256), epochs: int = 5000, 
             log["test_accuracy"].append(evaluate(model, test, nn.functional.cross_entropy)[1])
             bar.update()
             timer.tick()
-            if stop.requested:
-                bar.close()
-                save(epoch + 1)
-                raise KeyboardInterrupt(f"g_∞ MNIST stopped after epoch {epoch + 1}"
-                                        + (f"; run it again to resume from {checkpoint}" if checkpoint else ""))
-            if deadline is not None and time.monotonic() > deadline:
-                bar.close()
-                save(epoch + 1)
-                raise TimeoutError(f"g_∞ MNIST reached its deadline after epoch {epoch + 1}"
-                                   + (f"; run it again to resume from {checkpoint}" if checkpoint else ""))
-            if checkpoint is not None and time.perf_counter() - last_save > checkpoint_every_s:
-                save(epoch + 1)
-                last_save = time.perf_counter()
+            last_save = _after_unit(epoch + 1, "g_∞ MNIST", "epoch", stop, deadline, bar, save, checkpoint,
+                                    last_save, checkpoint_every_s)
     bar.close()
     if done < epochs:
         save(epochs)

@@ -170,6 +170,21 @@ class BatchNorm2d(_BatchNorm):
     input_dims = (4,)
 
 
+def eval_affine(bn: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t) with bn(x) = s ⊙ x + t in eval mode: s = γ / √(r_v + ε), t = β − s ⊙ r_m (per feature)."""
+    running_mean, running_var = getattr(bn, "running_mean", None), getattr(bn, "running_var", None)
+    if running_mean is None or running_var is None:
+        raise ValueError("bn must track running statistics (track_running_stats=True): eval mode uses them")
+    with torch.no_grad():
+        scale = torch.rsqrt(running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+    return scale, shift
+
+
 def fold_batchnorm(layer: torch.nn.Linear | torch.nn.Conv2d, bn: torch.nn.Module) -> torch.nn.Linear | torch.nn.Conv2d:
     """One layer equal to ``bn(layer(x))`` with ``bn`` in eval mode (its running statistics).
 
@@ -180,19 +195,12 @@ def fold_batchnorm(layer: torch.nn.Linear | torch.nn.Conv2d, bn: torch.nn.Module
     if not isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
         raise ValueError(f"layer must be a torch.nn.Linear or torch.nn.Conv2d, got {type(layer).__name__}")
     outputs = layer.out_features if isinstance(layer, torch.nn.Linear) else layer.out_channels
-    running_mean, running_var = getattr(bn, "running_mean", None), getattr(bn, "running_var", None)
-    if running_mean is None or running_var is None:
-        raise ValueError("bn must track running statistics (track_running_stats=True): eval mode uses them")
     if bn.num_features != outputs:
         raise ValueError(f"bn has {bn.num_features} features but the layer has {outputs} outputs")
+    scale, shift = eval_affine(bn)
     with torch.no_grad():
-        scale = torch.rsqrt(running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        bias = layer.bias if layer.bias is not None else torch.zeros_like(running_mean)
-        folded_bias = (bias - running_mean) * scale
-        if bn.bias is not None:
-            folded_bias = folded_bias + bn.bias
+        bias = layer.bias if layer.bias is not None else torch.zeros_like(shift)
+        folded_bias = bias * scale + shift
         folded = copy.deepcopy(layer)
         folded.weight = torch.nn.Parameter(layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1))))
         folded.bias = torch.nn.Parameter(folded_bias.to(layer.weight.dtype))
@@ -209,18 +217,10 @@ def fold_batchnorm_into_next(bn: torch.nn.Module, layer: torch.nn.Linear) -> tor
     """
     if not isinstance(layer, torch.nn.Linear):
         raise ValueError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
-    running_mean, running_var = getattr(bn, "running_mean", None), getattr(bn, "running_var", None)
-    if running_mean is None or running_var is None:
-        raise ValueError("bn must track running statistics (track_running_stats=True): eval mode uses them")
     if bn.num_features != layer.in_features:
         raise ValueError(f"bn has {bn.num_features} features but the layer has {layer.in_features} inputs")
+    scale, shift = eval_affine(bn)
     with torch.no_grad():
-        scale = torch.rsqrt(running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -running_mean * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features, dtype=layer.weight.dtype,
                                                                       device=layer.weight.device)
         folded = copy.deepcopy(layer)
