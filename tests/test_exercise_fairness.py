@@ -45,6 +45,10 @@ def graded(request, tmp_path_factory):
     data = json.loads((base / "out" / "results.json").read_text())
     verdicts = {r["student"]: {p["part_id"]: (p["status"], p["message"]) for p in r["parts"]} for r in data["results"]}
     manual = {p["part_id"] for p in data["parts"][exercise] if p["manual"]}
+    for student, parts in verdicts.items():  # the grader's own failure shows its traceback, not only a verdict
+        if any(message.startswith("the grader could not run") for _, message in parts.values()):
+            log = (base / "out" / "logs" / f"{student}.log").read_text()
+            pytest.fail(f"the grader failed on {student}'s {exercise}:\n{log[-6000:]}")
     return fixtures, verdicts, manual
 
 

@@ -376,3 +376,26 @@ def test_a_solution_that_fails_its_own_checks_stops_the_batch(tmp_path, capsys):
     assert cli.main([str(solutions), str(submissions), "-o", str(tmp_path / "out")]) == 2
     assert "part 'sgd-step': the solution fails its own check 'a step on a, none on b'" in capsys.readouterr().err
     assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+@pytest.mark.grading
+def test_the_graders_own_failure_is_tried_again_then_costs_that_notebook_only(tmp_path, monkeypatch):
+    from course_lib.grading import batch
+
+    calls, grade_submission = [], batch.grade_submission
+
+    def flaky(submission, *args):
+        calls.append(submission.student)
+        if submission.student == "ben" or calls.count(submission.student) == 1:
+            raise OSError("the grader's own trouble")
+        return grade_submission(submission, *args)
+
+    monkeypatch.setattr(batch, "grade_submission", flaky)
+    submissions = submit(tmp_path / "submissions", {"ann": SOLUTION.read_text(), "ben": SOLUTION.read_text()})
+    assert cli.main([str(SOLUTION), str(submissions), "-o", str(tmp_path / "out"), "--no-sandbox"]) == 0
+    assert sorted(calls) == ["ann", "ann", "ben", "ben"]
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    statuses = {r["student"]: {p["status"] for p in r["parts"]} for r in data["results"]}
+    assert statuses == {"ann": {PASSED, BY_HAND}, "ben": {NOT_GRADABLE}}
+    log = (tmp_path / "out" / "logs" / "ben.log").read_text()
+    assert "attempt 1 failed" in log and "attempt 2 failed" in log and "the grader's own trouble" in log

@@ -38,6 +38,7 @@ from course_lib.grading.verdicts import (NOT_GRADABLE, ExerciseResult, Part, Par
                                          reference_records, ungraded_note, written_answer)
 
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/proc", "/dev")
+GRADER_ATTEMPTS = 2  # a notebook the grader itself fails on (not the student's code) is run once more
 
 
 @dataclass
@@ -202,16 +203,20 @@ def run_batch(exercises: dict[str, Exercise], chosen: list[Submission], settings
     jobs = [("solution", name) for name in needed] + [("submission", s) for s in chosen]
 
     def work(slot_and_job):
+        """One job's outcome, or, when the grader itself fails on it twice, the two tracebacks (a text)."""
         slot, (kind, item) = slot_and_job
-        workdir = private / f"run{slot}"
-        try:
-            if kind == "solution":
-                return run_solution(exercises[item], workdir, settings, slot)
-            return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
-        except Exception:  # the grader's own failure on one notebook: that notebook's parts only
-            return traceback.format_exc()
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        failures = []
+        for attempt in range(GRADER_ATTEMPTS):
+            workdir = private / f"run{slot}-{attempt}"
+            try:
+                if kind == "solution":
+                    return run_solution(exercises[item], workdir, settings, slot)
+                return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
+            except Exception:  # the grader's own failure on one notebook: tried again, then that notebook's parts
+                failures.append(f"[grader] attempt {attempt + 1} failed:\n{traceback.format_exc()}")
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return "\n".join(failures)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(work, enumerate(jobs)))
