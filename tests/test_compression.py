@@ -1,6 +1,7 @@
 """Oracles for course_lib.compression: exact removal, Eckart–Young errors, MAC formulas against PyTorch's counter."""
 
 import math
+import time
 
 import pytest
 import torch
@@ -312,6 +313,15 @@ def test_conv_transpose_is_counted_by_input_size():
     assert count_macs(convt, x).total_macs == flops_over_two(convt, x) == 7056
 
 
+@pytest.mark.parametrize("groups", [1, 4, 16])
+def test_count_macs_counts_grouped_and_depthwise_convolutions(groups):
+    """Each output channel sees K/groups input channels: H·W·L·(K/groups)·N² MACs (16 groups: depthwise)."""
+    conv = nn.Conv2d(16, 32, 3, padding=1, groups=groups, bias=False)
+    x = torch.randn(2, 16, 9, 9)
+    expected = 2 * 9 * 9 * 32 * (16 // groups) * 3 * 3
+    assert count_macs(conv, x).total_macs == flop_counter_macs(conv, x) == expected
+
+
 def test_count_macs_matches_the_flop_counter_on_whole_networks():
     x = torch.randn(3, 1, 28, 28)
     for model in (autoencoder(batchnorm=True), conv_chain_model().float(),
@@ -323,9 +333,23 @@ def test_count_macs_matches_the_flop_counter_on_whole_networks():
         assert table.flops == 2 * table.total_macs and table.total_params == count_params(model)
 
 
-def test_measure_latency_reports_a_median_from_torch_benchmark():
-    lat = measure_latency(nn.Linear(64, 64), torch.randn(8, 64), min_run_time=0.05)
-    assert lat.median_ms > 0 and lat.runs >= 1 and lat.iqr_ms >= 0
+class Sleeper(nn.Module):
+    """A forward pass that takes a known time: at least ``ms`` milliseconds."""
+
+    def __init__(self, ms):
+        super().__init__()
+        self.ms = ms
+
+    def forward(self, x):
+        time.sleep(self.ms / 1e3)
+        return x
+
+
+def test_measure_latency_measures_the_forward_time():
+    short, long = (measure_latency(Sleeper(ms), torch.zeros(1), min_run_time=0.05) for ms in (2, 8))
+    assert 2 <= short.median_ms < 2 * 2 + 5 and 8 <= long.median_ms < 2 * 8 + 5, (short, long)
+    assert 2.5 < long.median_ms / short.median_ms < 4.5, "four times the work, about four times the time"
+    assert short.runs >= 4 and 0 <= short.iqr_ms < short.median_ms, "at least four timed blocks, a small spread"
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         measure_latency(nn.Linear(2, 2), torch.randn(1, 2), threads=0)
 

@@ -161,7 +161,7 @@ def test_7_conditional_regularizer_value_and_gradient(w):
         if i + EPSILON < w:
             assert gamma_grad is not None and (gamma_grad != 0).all()
         else:
-            assert gamma_grad is None or torch.equal(gamma_grad, torch.zeros_like(gamma_grad)), f"sub-layer {i} is inactive"
+            assert gamma_grad is None, f"inactive sub-layer {i}: no gradient at all, not even zeros"
 
 
 def test_7_epsilon_survives_float32():
@@ -170,6 +170,21 @@ def test_7_epsilon_survives_float32():
     d.backward()
     assert d.item() == 0.0 and w.grad.item() == 0.0
     assert float(torch.tensor(2.0) + EPSILON) == 2.0, "the naive form δ_w(i + ε) would lose ε in float32"
+
+
+def test_7_epsilon_is_subtracted_from_the_difference_w_minus_i():
+    """δ_w(i + ε) = 1 − e^{−((w − i) − ε)} for w > i + ε, 0 below, at every precision: the shift moves the gate."""
+    epsilon = 1e-7
+    above = torch.tensor(2.0).nextafter(torch.tensor(3.0))  # float32's next value after 2: 2 + 2⁻²²
+    d = delta_w(2, above, shift=epsilon)
+    assert d.item() == pytest.approx(2.0 ** -22 - epsilon, rel=1e-3), "ε taken off the difference, not lost in 2 + ε"
+    w = torch.tensor(2.0 + epsilon / 2, dtype=torch.float64, requires_grad=True)  # 2 < w < 2 + ε
+    shifted, plain = delta_w(2, w, shift=epsilon), delta_w(2, w)
+    shifted.backward()
+    assert shifted.item() == 0.0 and w.grad.item() == 0.0, "below i + ε the shifted gate is 0, with no gradient"
+    assert plain.item() == pytest.approx(epsilon / 2, rel=1e-6), "the unshifted gate is already open there"
+    far = torch.tensor(5.0, dtype=torch.float64)
+    assert delta_w(2, far, shift=0.25).item() == pytest.approx(1 - math.exp(-(3.0 - 0.25)), rel=1e-12)
 
 
 def test_optional_penalties_on_beta_and_kernel():
@@ -275,6 +290,20 @@ def test_growth_keeps_the_learning_rate_of_ws_group():
         module.w.fill_(5.5)
     module.grow(optimizer)
     assert optimizer.param_groups[-1]["lr"] == 0.123
+
+
+def test_growth_copies_every_hyper_parameter_of_ws_own_group():
+    module = layer(4.9)
+    others = [p for p in module.parameters() if p is not module.w]
+    optimizer = torch.optim.SGD([{"params": others, "lr": 0.5},
+                                 {"params": [module.w], "lr": 0.123, "momentum": 0.9, "weight_decay": 1e-3}], lr=1.0)
+    with torch.no_grad():
+        module.w.fill_(5.5)
+    new_parameters = module.grow(optimizer)
+    group = optimizer.param_groups[-1]
+    assert len(optimizer.param_groups) == 3 and {id(p) for p in group["params"]} == {id(p) for p in new_parameters}
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.123, 0.9, 1e-3), "w's group, not group 0"
+    assert [g["lr"] for g in optimizer.param_groups[:2]] == [0.5, 0.123], "the existing groups are untouched"
 
 
 # 13. module hygiene ---------------------------------------------------------------------------------

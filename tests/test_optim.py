@@ -253,3 +253,40 @@ def test_terminal_velocity_of_momentum():
         before = w.detach().clone()
         opt.step()
     assert (before - w.detach()).item() == pytest.approx(0.1 / (1 - 0.9), rel=1e-12)
+
+
+def block_path_parameters(sizes, seed=0):
+    """float64 parameters of the given sizes, the last one non-contiguous (a transposed matrix)."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(n, generator=generator, dtype=torch.float64)) for n in sizes]
+    params.append(torch.nn.Parameter(torch.randn(7, 5, generator=generator, dtype=torch.float64).t()))
+    return params
+
+
+def train_block_path(optimizer, params, steps=6, seed=1):
+    """A different quadratic-plus-quartic loss at every step, so that every element gets its own gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        targets = [torch.randn(p.shape, generator=generator, dtype=torch.float64) for p in params]
+        optimizer.zero_grad()
+        sum(((p - t) ** 2).sum() + 0.1 * (p ** 4).sum() for p, t in zip(params, targets)).backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("block", [optim.CPU_BLOCK_ELEMENTS, 7], ids=["real-block", "block-of-7"])
+@pytest.mark.parametrize("options", [dict(), dict(weight_decay=1e-2, amsgrad=True)], ids=["plain", "wd-amsgrad"])
+@pytest.mark.parametrize("classes", [(optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)], ids=["adam", "adamw"])
+def test_adams_cpu_blocks_match_torch_across_block_boundaries(block, options, classes, monkeypatch):
+    """The multi-tensor CPU path cuts parameters into blocks of CPU_BLOCK_ELEMENTS: a parameter larger than a block
+    (the real size) and sizes that straddle a small patched block must give torch's numbers exactly."""
+    monkeypatch.setattr(optim, "CPU_BLOCK_ELEMENTS", block)
+    sizes = [2 * block + 3, 5] if block > 100 else [5, 13, 30, 7, 1]
+    ours_params, torch_params = block_path_parameters(sizes), block_path_parameters(sizes)
+    ours = classes[0](ours_params, lr=0.01, foreach=True, **options)
+    reference = classes[1](torch_params, lr=0.01, foreach=False, **options)
+    train_block_path(ours, ours_params)
+    train_block_path(reference, torch_params)
+    for i, (a, b) in enumerate(zip(ours_params, torch_params)):
+        torch.testing.assert_close(a, b, **TOLERANCE, msg=lambda m: f"parameter {i} of size {a.numel()}: {m}")
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(ours.state[a][key], reference.state[b][key], **TOLERANCE)

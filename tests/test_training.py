@@ -79,6 +79,23 @@ def test_evaluate_restores_the_mode_and_uses_no_gradient():
         evaluate(model, [], torch.nn.functional.cross_entropy)
 
 
+def test_evaluate_is_the_per_sample_mean_in_eval_mode_over_uneven_batches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+    model(torch.randn(32, 2) * 3 + 1)  # running statistics unlike any batch below
+    x, y = blobs(n=70)
+    batches = [(x[:64], y[:64]), (x[64:], y[64:])]  # 64 and 6 samples
+    model.train()
+    loss, accuracy_value = evaluate(model, batches, torch.nn.functional.cross_entropy)
+    model.eval()
+    with torch.no_grad():
+        output = model(x)
+    model.train()
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(output, y).item(), rel=1e-6), \
+        "the mean over the 70 samples, computed in eval mode (running statistics, no dropout)"
+    assert accuracy_value == pytest.approx((output.argmax(1) == y).double().mean().item(), rel=1e-12)
+
+
 def test_fit_rejects_a_negative_epoch_count():
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match="epochs"):
