@@ -59,6 +59,7 @@ def test_a_damaged_file_is_reported_by_its_md5(tmp_path, monkeypatch):
 
 def test_unpacked_synthetic_files_load_with_the_test_only_split(tmp_path, monkeypatch, capsys):
     """Unpacked files carry no MD5 to check; the split logic is the same as for the real data."""
+    monkeypatch.setattr(data, "_announced", set())  # each line is printed once per process
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     images = torch.randint(0, 256, (10_000, 28, 28), dtype=torch.uint8)
@@ -86,6 +87,7 @@ def test_unpacked_synthetic_files_load_with_the_test_only_split(tmp_path, monkey
 
 
 def test_simulating_the_full_dataset_repeats_the_test_split_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "_announced", set())  # each line is printed once per process
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     images = torch.randint(0, 256, (10_000, 28, 28), dtype=torch.uint8)
