@@ -51,12 +51,17 @@ def affine(x: Tensor, degrees: Tensor, shift_x: Tensor, shift_y: Tensor) -> Tens
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def random_affine(x: Tensor, max_degrees: float, max_shift: float, generator: torch.Generator | None = None) -> Tensor:
-    """`affine` with θ_b ~ U(−max_degrees, max_degrees) and shifts ~ U(−max_shift, max_shift) pixels, drawn on the
-    CPU from ``generator`` (the same draws on every device)."""
+def check_limits(max_degrees: float, max_shift: float) -> None:
+    """A ValueError naming the argument unless both limits are finite non-negative numbers."""
     for name, value in (("max_degrees", max_degrees), ("max_shift", max_shift)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+def random_affine(x: Tensor, max_degrees: float, max_shift: float, generator: torch.Generator | None = None) -> Tensor:
+    """`affine` with θ_b ~ U(−max_degrees, max_degrees) and shifts ~ U(−max_shift, max_shift) pixels, drawn on the
+    CPU from ``generator`` (the same draws on every device)."""
+    check_limits(max_degrees, max_shift)
     draws = torch.rand(3, x.shape[0], generator=generator) * 2 - 1  # U(−1, 1)
     return affine(x, draws[0] * max_degrees, draws[1] * max_shift, draws[2] * max_shift)
 
@@ -67,7 +72,7 @@ class AugmentedBatches:
 
     def __init__(self, batches, max_degrees: float = 10.0, max_shift: float = 1.0,
                  generator: torch.Generator | None = None):
-        random_affine(torch.zeros(1, 1, 2, 2), max_degrees, max_shift)  # the arguments' checks, before training starts
+        check_limits(max_degrees, max_shift)  # before training starts, and without drawing any random number
         self.batches, self.max_degrees, self.max_shift, self.generator = batches, max_degrees, max_shift, generator
 
     def __len__(self) -> int:
