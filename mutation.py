@@ -8,12 +8,18 @@ For maintainers, not part of CI. mutmut (3.x, from PyPI, installed into .venv on
 time in a module — an operator, a constant, a comparison, an argument or a return value changed, a call removed — and
 runs that module's unit tests against each mutant: a mutant the tests fail on is *killed*, one they pass is a
 *survivor*, either a gap in the tests or an *equivalent* mutant (a change no test could see, such as a different but
-equally valid tqdm description). The score is killed / (killed + survived), and the survivors are listed so that each
-can be killed by a new test or recorded as equivalent.
+equally valid tqdm description). Every survivor no test kills is recorded in ``mutation_survivors/<module>.toml``
+with the reason: ``equivalent = true`` when no program could tell it from the original, ``equivalent = false`` when a
+test could but not on this machine (a mutant that only breaks on a GPU). The score is killed / (killed + survived −
+equivalent): the share of the mutants a test could catch that the tests do catch. An entry names the function
+(mutmut's key without the number) and the changed code (the original lines and the mutant's, stripped), so it still
+finds its mutant when mutmut renumbers them; an entry that matches no survivor any more is reported as stale.
 
 Each module runs in a scratch copy of the repository (mutmut writes its mutants into the working folder) with one
 torch thread: mutmut forks one process per mutant, and a forked child of a process whose OpenMP thread pool is running
-hangs. Results: ``results/mutation.json`` (counts and survivors per module) and a table on standard output.
+hangs. Results: ``results/mutation.json`` (counts; the survivors with their changes, split into the
+recorded ones with their reasons and the unexplained ones; stale entries; per module) and a table on standard output. ``--keep DIR`` keeps each module's scratch copy in DIR/<module> for
+reading a survivor (``.venv/bin/python -m mutmut show NAME`` there) or re-running some (``mutmut run NAME…``).
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "mutation.json"
+RECORDED = ROOT / "mutation_survivors"
 MUTMUT = "mutmut>=3.8,<4"
 
 # module: (the files mutated, the unit tests that measure them)
@@ -41,9 +49,31 @@ MODULES = {
     "visualization": (["course_lib/visualization/*"], ["tests/test_visualization.py"]),
     "training": (["course_lib/training.py"], ["tests/test_training.py"]),
     "data": (["course_lib/data.py", "course_lib/augmentation.py"], ["tests/test_data.py", "tests/test_augmentation.py"]),
-    "grading verdicts": (["course_lib/grading/verdicts.py"], ["tests/test_grading.py"]),
+    "grading verdicts": (["course_lib/grading/verdicts.py"], ["tests/test_grading.py", "tests/test_grading_verdicts.py"]),
 }
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COURSE_THREADS": "1"}
+
+# Run by the virtual environment's Python in a scratch copy after `mutmut run`: each survivor's changed lines.
+SURVIVOR_CHANGES = """
+import json
+from mutmut.__main__ import status_by_exit_code
+from mutmut.mutation.data import SourceFileMutationData
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+from mutmut.utils.file_utils import walk_mutatable_files
+
+survivors = {}
+for path in walk_mutatable_files():
+    data = SourceFileMutationData(path=path)
+    data.load()
+    for name, exit_code in data.exit_code_by_key.items():
+        if status_by_exit_code[exit_code] == "survived":
+            lines = get_diff_for_mutant(name, path=path).splitlines()[2:]
+            survivors[name] = {
+                "removed": "\\n".join(l[1:].strip() for l in lines if l.startswith("-")),
+                "added": "\\n".join(l[1:].strip() for l in lines if l.startswith("+")),
+            }
+print(json.dumps(survivors))
+"""
 
 
 def venv_python() -> Path:
@@ -62,11 +92,46 @@ def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def measure(name: str, python: Path, workers: int) -> dict:
-    """Run mutmut on one module in a scratch copy; its counts, survivors and run time."""
+def recorded_file(name: str) -> Path:
+    return RECORDED / f"{name.replace(' ', '_')}.toml"
+
+
+def load_recorded(name: str) -> list[dict]:
+    """The recorded survivors of one module: dicts with function, removed, added, equivalent and reason."""
+    path = recorded_file(name)
+    if not path.exists():
+        return []
+    entries = tomllib.loads(path.read_text()).get("survivor", [])
+    for number, entry in enumerate(entries, 1):
+        missing = sorted({"function", "removed", "added", "equivalent", "reason"} - set(entry))
+        if missing or not isinstance(entry["equivalent"], bool) or not entry["reason"].strip():
+            raise SystemExit(f"{path}: survivor entry {number} needs function, removed, added, equivalent "
+                             f"(true or false) and a reason; missing: {missing or 'none'}")
+    return entries
+
+
+def match_recorded(survivors: dict[str, dict], entries: list[dict]) -> tuple[dict[str, dict], list[dict]]:
+    """Which survivors are recorded (name → its entry), and the entries that match no survivor."""
+    matched, used = {}, set()
+    for name, change in survivors.items():
+        function = name.rsplit("__mutmut_", 1)[0]
+        for number, entry in enumerate(entries):
+            if (entry["function"], entry["removed"], entry["added"]) == (function, change["removed"], change["added"]):
+                matched[name] = entry
+                used.add(number)
+                break
+    stale = [entry for number, entry in enumerate(entries) if number not in used]
+    return matched, stale
+
+
+def measure(name: str, python: Path, workers: int, keep: Path | None) -> dict:
+    """Run mutmut on one module in a scratch copy; its counts, survivors (recorded or not) and run time."""
     mutated, tests = MODULES[name]
     with tempfile.TemporaryDirectory(prefix="course-mutation-") as scratch:
-        work = Path(scratch)
+        work = Path(scratch) if keep is None else keep / name.replace(" ", "_")
+        if keep is not None:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
         for item in ("course_lib", "tests", "solutions", "exercises", "conftest.py", "pyproject.toml"):
             source = ROOT / item
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, work / item)
@@ -88,13 +153,20 @@ def measure(name: str, python: Path, workers: int) -> dict:
             raise SystemExit(f"mutmut failed on {name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
         subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=environment, check=True, capture_output=True)
         counts = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
-        listed = subprocess.run([*mutmut, "results"], cwd=work, env=environment, capture_output=True, text=True).stdout
-    survivors = sorted(line.split(":")[0].strip() for line in listed.splitlines() if line.strip().endswith(": survived"))
-    judged = counts["killed"] + counts["survived"]
+        listed = subprocess.run([str(python), "-c", SURVIVOR_CHANGES], cwd=work, env=environment, check=True,
+                                capture_output=True, text=True).stdout
+    survivors = dict(sorted(json.loads(listed).items()))
+    recorded, stale = match_recorded(survivors, load_recorded(name))
+    equivalent = sum(entry["equivalent"] for entry in recorded.values())
+    judged = counts["killed"] + counts["survived"] - equivalent
     return {"files": mutated, "tests": tests, "mutants": counts["total"], "killed": counts["killed"],
-            "survived": counts["survived"], "timeout": counts["timeout"], "no_tests": counts["no_tests"],
-            "score": round(counts["killed"] / judged, 4) if judged else None, "seconds": round(seconds, 1),
-            "survivors": survivors}
+            "survived": counts["survived"], "equivalent": equivalent, "timeout": counts["timeout"],
+            "no_tests": counts["no_tests"], "score": round(counts["killed"] / judged, 4) if judged else None,
+            "seconds": round(seconds, 1),
+            "unexplained": {n: c for n, c in survivors.items() if n not in recorded},
+            "recorded": {n: {**survivors[n], "equivalent": e["equivalent"], "reason": e["reason"]}
+                         for n, e in recorded.items()},
+            "stale_entries": stale}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 4)),
                         help="mutants tested at once (default: one per core, at most 4)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, measure nothing")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep each module's scratch copy in DIR/<module> (to show or re-run survivors)")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -116,15 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     python = venv_python()
     ensure_mutmut(python)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    print(f"{'module':>17} {'mutants':>8} {'killed':>7} {'survived':>9} {'score':>7} {'time':>7}", flush=True)
+    print(f"{'module':>17} {'mutants':>8} {'killed':>7} {'survived':>9} {'equivalent':>11} {'unexplained':>12} "
+          f"{'score':>7} {'time':>7}", flush=True)
     for name in args.modules or list(MODULES):
-        entry = measure(name, python, args.workers)
+        entry = measure(name, python, args.workers, args.keep.resolve() if args.keep else None)
         results[name] = entry
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
         score = f"{100 * entry['score']:.1f} %" if entry["score"] is not None else "-"
-        print(f"{name:>17} {entry['mutants']:>8} {entry['killed']:>7} {entry['survived']:>9} {score:>7} "
-              f"{entry['seconds']:>6.0f}s", flush=True)
+        print(f"{name:>17} {entry['mutants']:>8} {entry['killed']:>7} {entry['survived']:>9} {entry['equivalent']:>11} "
+              f"{len(entry['unexplained']):>12} {score:>7} {entry['seconds']:>6.0f}s", flush=True)
+        for stale in entry["stale_entries"]:
+            print(f"{'':>17} stale entry in {recorded_file(name).name} (no survivor matches it): "
+                  f"{stale['function']}: {stale['removed']!r} → {stale['added']!r}", flush=True)
     return 0
 
 
