@@ -149,7 +149,7 @@ class GInfinity(nn.Module):
         if optimizer is not None and new_parameters:
             settings = next((g for g in optimizer.param_groups if any(p is self.w for p in g["params"])),
                             optimizer.param_groups[0])
-            optimizer.add_param_group({**{k: v for k, v in settings.items() if k != "params"}, "params": new_parameters})
+            optimizer.add_param_group({**settings, "params": new_parameters})
         return new_parameters
 
     def _grow_for_checkpoint(self, module, state_dict, prefix, *args) -> None:

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from course_lib.ginfty import (EPSILON, GInfinity, active_count, capacity_for, delta_w, grow_all, regularization)
+from course_lib.ginfty import (EPSILON, GInfinity, active_count, capacity_for, delta_w, grow_all, last_batchnorm,
+                               last_kernel, regularization)
 from course_lib.layers import BatchNorm1d
 
 
@@ -365,3 +366,164 @@ def test_convex_variant():
         d = 1 - math.exp(i - 1.5)
         g = torch.relu((1 - d) * g + d * module.sublayers[i](g))
     torch.testing.assert_close(module(x), torch.relu(g))
+
+
+# defaults, arguments and messages -------------------------------------------------------------------
+
+def test_documented_defaults():
+    """w_init 1, w_step 5, α 1, ReLU as h, no regularization, and only the active sub-layers evaluated."""
+    torch.manual_seed(0)
+    module = GInfinity(fc_sublayer())
+    assert module.w.item() == 1.0 and module.capacity == 5 and module.active() == 1
+    assert (module.w_step, module.alpha, module.lambda_w, module.lambda_f) == (5, 1.0, 0.0, 0.0)
+    assert module.regularization().item() == 0.0, "λ_w = λ_f = 0: no penalty even though γ = 1"
+    module(torch.randn(8, 6)).square().sum().backward()
+    assert all(p.grad is None for sublayer in module.sublayers[1:] for p in sublayer.parameters()), \
+        "inactive sub-layers are not run at all"
+
+
+def test_a_custom_h_replaces_relu():
+    """h = identity gives the plain residual stack g_{i+1} = g_i + δ_w(i) f_i(g_i)."""
+    torch.manual_seed(0)
+    module = GInfinity(fc_sublayer(), h=torch.nn.Identity(), w_init=2.5).double().eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    g = x
+    for i in range(3):
+        g = g + (1 - math.exp(i - 2.5)) * module.sublayers[i](g)
+    torch.testing.assert_close(module(x), g, rtol=0, atol=1e-12)
+    assert (module(x) < 0).any(), "negative values survive: no ReLU anywhere"
+
+
+def test_the_stretch_alpha_reaches_the_forward_pass_and_the_regularizer():
+    alpha, w, lambda_f = 2.5, 1.6, 0.1
+    module = layer(w, alpha=alpha, lambda_f=lambda_f).eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    g = x
+    for i in range(2):
+        g = torch.relu(g + (1 - math.exp(alpha * (i - w))) * module.sublayers[i](g))
+    torch.testing.assert_close(module(x), torch.relu(g), rtol=0, atol=1e-12)
+    expected = lambda_f * sum((1 - math.exp(alpha * (i + EPSILON - w))) * 6 for i in range(2))  # γ = 1: Σγ² = 6
+    assert module.regularization().item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_each_sublayer_is_built_with_its_index():
+    indices = []
+
+    def make(i):
+        indices.append(i)
+        return torch.nn.Linear(3, 3)
+
+    module = GInfinity(make, w_init=1.0, w_step=2)
+    assert indices == [0, 1]
+    with torch.no_grad():
+        module.w.fill_(3.5)
+    module.grow()
+    assert indices == [0, 1, 2, 3]
+
+
+def test_the_smallest_allowed_step_and_stretch():
+    """w_step = 1 is allowed (capacity exactly A(w)); α = 0 is not (δ would be 0 everywhere)."""
+    assert GInfinity(fc_sublayer(), w_init=2.5, w_step=1).capacity == 3
+    with pytest.raises(ValueError, match=r"^w_step must be a positive int, got 0$"):
+        GInfinity(fc_sublayer(), w_step=0)
+    with pytest.raises(ValueError, match=r"^alpha must be > 0, got 0\.0$"):
+        GInfinity(fc_sublayer(), alpha=0.0)
+    with pytest.raises(ValueError, match=r"^lambda_w and lambda_f must be ≥ 0, got 0\.0 and -1\.0$"):
+        GInfinity(fc_sublayer(), lambda_f=-1.0)
+    with pytest.raises(ValueError, match=r"^w_init must be a finite number, got inf$"):
+        GInfinity(fc_sublayer(), w_init=math.inf)
+
+
+def test_forward_errors_say_what_went_wrong_and_what_to_do():
+    module = layer(4.5)
+    with torch.no_grad():
+        module.w.fill_(5.5)
+    with pytest.raises(RuntimeError, match=r"^w = 5\.5000 needs 6 sub-layers but only 5 exist: call grow\(optimizer\) "
+                                           r"after each optimizer step \(course_lib\.ginfty\.grow_all\)$"):
+        module(torch.randn(2, 6, dtype=torch.float64))
+    shrinking = GInfinity(lambda i: torch.nn.Linear(4, 3), w_init=1.0)
+    with pytest.raises(ValueError, match=r"^sub-layer 0 changed the shape from \(2, 4\) to \(2, 3\); "
+                                         r"g_infty needs sub-layers that keep the shape of their input$"):
+        shrinking(torch.randn(2, 4))
+
+
+# growth ---------------------------------------------------------------------------------------------
+
+def test_growth_without_w_in_the_optimizer_takes_the_first_groups_hyper_parameters():
+    module = layer(4.9)
+    others = [p for p in module.parameters() if p is not module.w]
+    optimizer = torch.optim.SGD([{"params": others, "lr": 0.25, "momentum": 0.5}], lr=1.0)  # w fixed, not trained
+    with torch.no_grad():
+        module.w.fill_(5.5)
+    new_parameters = module.grow(optimizer)
+    group = optimizer.param_groups[-1]
+    assert len(optimizer.param_groups) == 2 and {id(p) for p in group["params"]} == {id(p) for p in new_parameters}
+    assert (group["lr"], group["momentum"]) == (0.25, 0.5)
+
+
+def test_growth_is_needed_only_when_the_depth_exceeds_the_capacity():
+    """A capacity that is no multiple of w_step (here 7 sub-layers from a checkpoint saved with w_step = 7) and holds
+    exactly A(w) is enough: grow adds nothing."""
+    torch.manual_seed(0)
+    saved = GInfinity(fc_sublayer(), w_init=6.5, w_step=7)
+    module = GInfinity(fc_sublayer(), w_init=1.0, w_step=5)
+    module.load_state_dict(saved.state_dict())
+    assert (module.capacity, module.active()) == (7, 7)
+    assert module.grow() == [] and module.capacity == 7
+    with torch.no_grad():
+        module.w.fill_(7.5)
+    assert len(module.grow()) > 0 and module.capacity == 10
+
+
+def test_sublayers_created_for_a_checkpoint_live_on_ws_device():
+    """Loading a checkpoint of a larger capacity into a module on another device (meta stands in for a GPU) creates the
+    missing sub-layers on that device."""
+    torch.manual_seed(0)
+    saved = GInfinity(fc_sublayer(), w_init=7.2).to("meta")
+    module = GInfinity(fc_sublayer(), w_init=1.0).to("meta")
+    module.load_state_dict(saved.state_dict())
+    assert module.capacity == 10
+    assert {p.device.type for p in module.parameters()} == {"meta"}
+
+
+# regularization -------------------------------------------------------------------------------------
+
+def test_regularizer_values_of_gamma_beta_and_kernel():
+    """λ_f Σ_i δ_w(i + ε) (Σγ_i² [+ Σβ_i²] [+ Σ W_i²]) with W_i the last kernel, for negative and fractional values."""
+    w, lambda_f = 1.5, 0.5
+    gates = [1 - math.exp(i + EPSILON - w) for i in range(2)]
+    modules = {options: layer(w, lambda_f=lambda_f, penalize_beta=options[0], penalize_kernel=options[1])
+               for options in [(False, False), (True, False), (False, True)]}
+    for module in modules.values():
+        with torch.no_grad():
+            for s in module.sublayers:
+                s[1].weight.fill_(-0.5)
+                s[1].bias.fill_(-3.0)
+                s[0].weight.fill_(0.25)
+    gamma, beta, kernel = 6 * 0.25, 6 * 9.0, 36 * 0.0625
+    assert modules[False, False].regularization().item() == pytest.approx(lambda_f * sum(gates) * gamma, rel=1e-12)
+    assert modules[True, False].regularization().item() == pytest.approx(lambda_f * sum(gates) * (gamma + beta), rel=1e-12)
+    assert modules[False, True].regularization().item() == pytest.approx(lambda_f * sum(gates) * (gamma + kernel), rel=1e-12)
+
+
+def test_regularizer_of_sublayers_without_batchnorm_scale_or_kernel():
+    """No batch normalization, or one without γ (affine=False): no γ term; no Linear or convolution: no kernel term."""
+    w = 2.0
+    no_batchnorm = GInfinity(fc_sublayer(batchnorm=False), w_init=w, lambda_w=0.1, lambda_f=1.0)
+    assert no_batchnorm.regularization().item() == pytest.approx(0.1 * w ** 2)
+    no_scale = GInfinity(lambda i: torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.BatchNorm1d(6, affine=False)),
+                         w_init=w, lambda_w=0.1, lambda_f=1.0)
+    assert no_scale.regularization().item() == pytest.approx(0.1 * w ** 2)
+    no_kernel = GInfinity(lambda i: torch.nn.Tanh(), w_init=w, lambda_w=0.1, lambda_f=1.0, penalize_kernel=True)
+    assert no_kernel.regularization().item() == pytest.approx(0.1 * w ** 2)
+    assert last_batchnorm(torch.nn.Linear(2, 2)) is None and last_kernel(torch.nn.Tanh()) is None
+
+
+def test_model_regularization_sums_the_layers_and_is_zero_without_any():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(GInfinity(fc_sublayer(), w_init=1.5, lambda_w=0.1, lambda_f=0.01), torch.nn.Linear(6, 6),
+                                GInfinity(fc_sublayer(), w_init=2.5, lambda_w=0.2, lambda_f=0.02))
+    expected = model[0].regularization() + model[2].regularization()
+    assert regularization(model).item() == pytest.approx(expected.item(), rel=1e-12) and expected.item() > 0
+    plain = regularization(torch.nn.Linear(6, 6))
+    assert plain == 0.0 and isinstance(plain, float)
