@@ -1,9 +1,13 @@
+import copy
 import itertools
+import re
+import types
 
 import pytest
 import torch
 
 from course_lib.layers import BatchNorm1d, BatchNorm2d, BatchNormFunction, fold_batchnorm, fold_batchnorm_into_next
+from course_lib.layers.batchnorm import eval_affine
 
 TOL = dict(rtol=0.0, atol=1e-10)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -186,3 +190,138 @@ def test_folding_a_batchnorm_into_the_next_linear_layer_is_exact(affine, bias, k
         fold_batchnorm_into_next(bn, torch.nn.Conv2d(6, 4, 1))
     with pytest.raises(ValueError, match="running statistics"):
         fold_batchnorm_into_next(BatchNorm1d(6, track_running_stats=False), torch.nn.Linear(6, 4))
+
+
+def exactly(text):
+    """A pattern that matches the whole message ``text`` and nothing else."""
+    return "^" + re.escape(text) + "$"
+
+
+def test_error_messages_name_the_layer_the_argument_and_the_shape():
+    with pytest.raises(ValueError, match=exactly("BatchNorm1d expects a 2-D or 3-D input (batch, channels, ...), got shape (2, 3, 4, 5)")):
+        BatchNorm1d(3)(torch.randn(2, 3, 4, 5))
+    with pytest.raises(ValueError, match=exactly("BatchNorm2d expects a 4-D input (batch, channels, ...), got shape (2, 3)")):
+        BatchNorm2d(3)(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=exactly("BatchNorm1d(num_features=3) got an input with 4 channels, shape (2, 4)")):
+        BatchNorm1d(3)(torch.randn(2, 4))
+    with pytest.raises(ValueError, match=exactly("BatchNorm2d needs more than one value per channel in training, got shape (1, 3, 1, 1)")):
+        BatchNorm2d(3)(torch.randn(1, 3, 1, 1))
+    for bad in (0, -2, True, 2.5, "3"):
+        with pytest.raises(ValueError, match=exactly(f"num_features must be a positive int, got {bad!r}")):
+            BatchNorm1d(bad)
+    with pytest.raises(ValueError, match=exactly("eps must be > 0, got 0.0")):
+        BatchNorm1d(3, eps=0.0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=exactly(f"momentum must be in [0, 1] or None (cumulative average), got {bad!r}")):
+            BatchNorm1d(3, momentum=bad)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 1.0])
+def test_one_feature_two_values_and_momentum_at_either_end_match_torch(momentum):
+    """The smallest legal layer and batch: 1 feature, N = 2 values per channel; momentum 0 keeps the running
+    estimates at their start, momentum 1 replaces them by the last batch's."""
+    torch.manual_seed(6)
+    for ours, theirs, shape in [(BatchNorm1d, torch.nn.BatchNorm1d, (2, 1)), (BatchNorm2d, torch.nn.BatchNorm2d, (1, 1, 1, 2))]:
+        mine, reference = ours(1, momentum=momentum).double(), theirs(1, momentum=momentum).double()
+        for _ in range(3):
+            x = torch.randn(shape, dtype=torch.float64) * 2 + 3
+            torch.testing.assert_close(mine(x), reference(x), **TOL)
+        last = x.flatten()
+        expected_mean, expected_var = (last.mean(), last.var()) if momentum == 1.0 else (torch.tensor(0.0), torch.tensor(1.0))
+        torch.testing.assert_close(mine.running_mean, expected_mean.double().view(1), **TOL)
+        torch.testing.assert_close(mine.running_var, expected_var.double().view(1), **TOL)
+        torch.testing.assert_close(mine.running_var, reference.running_var, **TOL)
+
+
+def test_without_running_statistics_the_buffers_are_none_like_torchs():
+    mine, reference = BatchNorm1d(3, track_running_stats=False), torch.nn.BatchNorm1d(3, track_running_stats=False)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert getattr(mine, name) is None and getattr(reference, name) is None, name
+    assert BatchNorm1d(3).num_batches_tracked.dtype == torch.long
+
+
+def test_reset_running_stats_restores_the_start_like_torchs():
+    torch.manual_seed(7)
+    mine, reference = BatchNorm1d(4), torch.nn.BatchNorm1d(4)
+    for _ in range(3):
+        x = torch.randn(8, 4) * 3 + 2
+        mine(x), reference(x)
+    mine.reset_running_stats(), reference.reset_running_stats()
+    for key, value in reference.state_dict().items():
+        if "running" in key or "batches" in key:
+            assert torch.equal(mine.state_dict()[key], value), key
+    BatchNorm1d(4, track_running_stats=False).reset_running_stats()  # nothing to reset
+
+
+def test_batch_statistics_are_returned_without_gradient():
+    torch.manual_seed(8)
+    x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    _, mean, var = BatchNormFunction.apply(x, weight, None, 1e-5)
+    assert not mean.requires_grad and not var.requires_grad
+    torch.testing.assert_close(mean, x.detach().mean(dim=(0, 2)), **TOL)
+    torch.testing.assert_close(var, x.detach().var(dim=(0, 2), unbiased=False), **TOL)
+
+
+@pytest.mark.parametrize("weight_needs_grad, bias_needs_grad", [(True, False), (False, True)])
+def test_gradients_go_to_exactly_the_parameters_that_need_them(weight_needs_grad, bias_needs_grad):
+    """γ and β that are tensors but frozen (requires_grad=False) get no gradient; the others get torch's."""
+    torch.manual_seed(9)
+    x = torch.randn(5, 3, 2, dtype=torch.float64)
+    upstream = torch.randn(5, 3, 2, dtype=torch.float64)
+    gamma, beta = torch.rand(3, dtype=torch.float64) + 0.5, torch.randn(3, dtype=torch.float64)
+    grads = []
+    for normalize in (lambda *a: BatchNormFunction.apply(*a, 1e-5)[0],
+                      lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w, b, training=True, eps=1e-5)):
+        inputs = [x.clone().requires_grad_(), gamma.clone().requires_grad_(weight_needs_grad),
+                  beta.clone().requires_grad_(bias_needs_grad)]
+        (normalize(*inputs) * upstream).sum().backward()
+        grads.append([t.grad for t in inputs])
+    (mine_x, mine_w, mine_b), (ref_x, ref_w, ref_b) = grads
+    torch.testing.assert_close(mine_x, ref_x, **TOL)
+    assert (mine_w is None) == (not weight_needs_grad) and (mine_b is None) == (not bias_needs_grad)
+    if weight_needs_grad:
+        torch.testing.assert_close(mine_w, ref_w, **TOL)
+    if bias_needs_grad:
+        torch.testing.assert_close(mine_b, ref_b, **TOL)
+
+
+def test_eval_affine_refuses_a_module_without_both_running_statistics():
+    message = exactly("bn must track running statistics (track_running_stats=True): eval mode uses them")
+    half_tracked = types.SimpleNamespace(running_mean=torch.zeros(3), running_var=None, eps=1e-5, weight=None, bias=None)
+    for bn in (BatchNorm1d(3, track_running_stats=False), torch.nn.LayerNorm(3), half_tracked):
+        with pytest.raises(ValueError, match=message):
+            eval_affine(bn)
+
+
+def test_folding_errors_name_the_layer_type():
+    with pytest.raises(ValueError, match=exactly("layer must be a torch.nn.Linear or torch.nn.Conv2d, got ReLU")):
+        fold_batchnorm(torch.nn.ReLU(), BatchNorm1d(4))
+    with pytest.raises(ValueError, match=exactly("layer must be a torch.nn.Linear, got Conv2d")):
+        fold_batchnorm_into_next(BatchNorm1d(6), torch.nn.Conv2d(6, 4, 1))
+
+
+@pytest.mark.parametrize("layer_dtype, bn_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_folding_keeps_the_layers_dtype_when_the_normalization_has_another(layer_dtype, bn_dtype):
+    torch.manual_seed(10)
+    for bias in (True, False):
+        before, after = torch.nn.Linear(6, 4, bias=bias).to(layer_dtype), torch.nn.Linear(4, 3, bias=bias).to(layer_dtype)
+        bn = BatchNorm1d(4).to(bn_dtype)
+        for _ in range(5):
+            bn(torch.randn(32, 4, dtype=bn_dtype) * 3 + 2)
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+        bn.eval()
+        x = torch.randn(10, 6, dtype=torch.float64)
+        folded = fold_batchnorm(before, bn)
+        following = fold_batchnorm_into_next(bn, after)
+        for layer in (folded, following):
+            assert layer.weight.dtype == layer_dtype and (layer.bias is None or layer.bias.dtype == layer_dtype)
+        exact_bn = BatchNorm1d(4).double()
+        exact_bn.load_state_dict(bn.state_dict())
+        exact_bn.eval()
+        x_bn = torch.randn(10, 4, dtype=torch.float64)
+        exact_before, exact_after = copy.deepcopy(before).double(), copy.deepcopy(after).double()
+        torch.testing.assert_close(folded(x.to(layer_dtype)).double(), exact_bn(exact_before(x)), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(following(x_bn.to(layer_dtype)).double(), exact_after(exact_bn(x_bn)), rtol=1e-5, atol=1e-5)

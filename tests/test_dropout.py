@@ -88,3 +88,20 @@ def test_p_outside_the_unit_interval_is_rejected(p):
     if isinstance(p, float):
         with pytest.raises(ValueError, match="p must be in"):
             dropout(torch.ones(2), p, training=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_the_mask_keeps_exactly_the_entries_whose_uniform_is_at_least_p(dtype):
+    """m = [u ≥ p] for u = torch.rand(x.shape) in x's dtype from the given generator: reproducible by hand, and in
+    float16, where u = p happens (u lies on a grid of 2⁻¹¹), such entries are kept, so P(m = 1) is exactly 1 − p."""
+    x = torch.randn(65_536, dtype=torch.float64).to(dtype)
+    y = dropout(x, 0.5, training=True, generator=torch.Generator().manual_seed(11))
+    uniform = torch.rand(x.shape, generator=torch.Generator().manual_seed(11), dtype=dtype)
+    assert dtype == torch.float64 or (uniform == 0.5).any(), "the float16 grid has ties with p"
+    assert torch.equal(y, x * (uniform >= 0.5).to(dtype) / 0.5)
+
+
+def test_p_zero_and_p_one_are_valid_for_the_module():
+    x = torch.randn(4, 5)
+    assert Dropout(0)(x) is x and Dropout(0.0).p == 0.0
+    assert torch.equal(Dropout(1)(x), torch.zeros_like(x)) and Dropout(1).p == 1.0

@@ -1,8 +1,11 @@
+import re
+
 import pytest
 import torch
 import torchvision
 
-from course_lib.layers import BasicBlock, BatchNorm2d, Bottleneck, PaddingShortcut, ResNet, resnet18, resnet50, small_resnet
+from course_lib.layers import (BasicBlock, BatchNorm2d, Bottleneck, PaddingShortcut, PlainBlock, ResNet, resnet18, resnet50,
+                               small_resnet)
 
 
 def count(model):
@@ -125,3 +128,90 @@ def test_small_resnet_classifies_digit_shaped_inputs():
 def test_bad_arguments_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("ours, theirs", [(resnet18, torchvision.models.resnet18), (resnet50, torchvision.models.resnet50)])
+def test_modules_print_like_torchvisions_module_for_module(ours, theirs):
+    """With torch's BatchNorm2d, every part of the stem, every stage and the classifier prints as torchvision's: the
+    same convolutions (no biases), normalizations, in-place ReLUs, shortcuts, in the same order."""
+    mine, reference = ours(batchnorm="torch", num_classes=10), theirs(num_classes=10)
+    for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc"):
+        assert str(getattr(mine, name)) == str(getattr(reference, name)), name
+    assert all(type(m) is not BatchNorm2d for m in mine.modules()), "batchnorm='torch' reaches every block"
+    assert mine.out_features == reference.fc.in_features
+
+
+def test_convolutions_start_with_kaiming_normal_fan_out():
+    """torchvision's initialization: conv weights ~ N(0, 2 / fan_out) with fan_out = out_channels · k · k."""
+    torch.manual_seed(12)
+    for name, m in resnet18().named_modules():
+        if isinstance(m, torch.nn.Conv2d) and m.weight.numel() >= 8192:  # enough weights for a 5 % estimate
+            out_channels, _, kh, kw = m.weight.shape
+            assert m.weight.std().item() == pytest.approx((2 / (out_channels * kh * kw)) ** 0.5, rel=0.05), name
+
+
+def test_small_resnet_defaults_keep_the_resolution_with_one_block_per_stage():
+    model = small_resnet()
+    x = torch.randn(4, 1, 28, 28)
+    assert model.conv1(x).shape == (4, 16, 28, 28) and isinstance(model.maxpool, torch.nn.Identity)
+    assert str(model.conv1) == "Conv2d(1, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)"
+    assert len(model.layer1) == len(model.layer2) == 1 and model.stages == ["layer1", "layer2"]
+    stem = 1 * 16 * 9 + 2 * 16
+    stage1 = 2 * 16 * 16 * 9 + 2 * 2 * 16
+    stage2 = 16 * 32 * 9 + 32 * 32 * 9 + 2 * 2 * 32 + 16 * 32 + 2 * 32  # with the projection shortcut
+    assert count(model) == stem + stage1 + stage2 + 32 * 10 + 10
+    assert model.out_features == 32 and model(x).shape == (4, 10)
+    assert torch.equal(model.layer1[0].bn2.weight, torch.ones(16)), "zero_init_residual is off by default"
+
+
+def test_zero_init_residual_zeroes_the_last_normalization_of_bottlenecks_too():
+    model = ResNet(Bottleneck, [2], widths=(4,), in_channels=16, stem="small", zero_init_residual=True)
+    assert all(torch.equal(block.bn3.weight, torch.zeros(16)) for block in model.layer1)
+    assert all(torch.equal(block.bn2.weight, torch.ones(4)) for block in model.layer1)
+    x = torch.randn(2, 16, 5, 5).relu()
+    torch.testing.assert_close(model.layer1[1](x), x)
+
+
+def test_block_defaults_are_stride_one_projection_and_course_batchnorm():
+    block = Bottleneck(8, 4)
+    assert block(torch.randn(2, 8, 6, 6)).shape == (2, 16, 6, 6)
+    conv, norm = block.downsample
+    assert str(conv) == "Conv2d(8, 16, kernel_size=(1, 1), stride=(1, 1), bias=False)" and isinstance(norm, BatchNorm2d)
+    assert isinstance(block.bn1, BatchNorm2d) and str(block.relu) == "ReLU(inplace=True)"
+
+
+def test_one_channel_is_the_smallest_block_and_other_counts_are_rejected_by_name():
+    assert BasicBlock(1, 1)(torch.randn(2, 1, 4, 4)).shape == (2, 1, 4, 4)
+    assert Bottleneck(1, 1)(torch.randn(2, 1, 4, 4)).shape == (2, 4, 4, 4)
+    for make, message in [(lambda: BasicBlock(0, 4), "in_channels must be a positive int, got 0"),
+                          (lambda: BasicBlock(True, 4), "in_channels must be a positive int, got True"),
+                          (lambda: BasicBlock(4, 0), "channels must be a positive int, got 0"),
+                          (lambda: Bottleneck(4, 2.5), "channels must be a positive int, got 2.5"),
+                          (lambda: BasicBlock(4, 4, stride=3), "stride must be 1 or 2, got 3"),
+                          (lambda: ResNet(BasicBlock, [2, 0], widths=(8, 16)),
+                           "layers and widths must be non-empty, of equal length, with at least one block per stage; "
+                           "got [2, 0] and (8, 16)")]:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            make()
+
+
+def test_padding_shortcut_with_equal_or_one_more_channel_on_a_non_square_input():
+    x = torch.randn(2, 3, 6, 4)
+    torch.testing.assert_close(PaddingShortcut(3, 3, stride=2)(x), x[:, :, ::2, ::2])
+    y = PaddingShortcut(3, 4, stride=1)(x)
+    assert y.shape == (2, 4, 6, 4) and torch.equal(y[:, :3], x) and torch.equal(y[:, 3], torch.zeros(2, 6, 4))
+
+
+def test_the_options_of_resnet50_reach_the_model():
+    assert resnet50(num_classes=7, widths=(8, 8, 8, 8)).fc.out_features == 7
+
+
+def test_plain_block_is_the_basic_block_without_its_shortcut():
+    torch.manual_seed(13)
+    plain, residual = PlainBlock(4, 8, stride=2), BasicBlock(4, 8, stride=2, shortcut="padding")
+    assert plain.downsample is None and isinstance(plain.bn1, BatchNorm2d)
+    plain.load_state_dict(residual.state_dict())  # the same parameters, the same names
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(plain(x), residual.residual(x).relu())
+    same_shape = PlainBlock(4, 4, batchnorm="torch")
+    assert isinstance(same_shape.bn2, torch.nn.BatchNorm2d) and same_shape(x).shape == x.shape, "stride 1 by default"

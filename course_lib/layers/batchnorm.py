@@ -31,16 +31,14 @@ import torch
 from torch import Tensor
 
 
-def _channel_layout(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The dimensions to reduce over (all but the channel dimension 1) and the broadcast shape of a per-channel vector."""
+def _channel_layout(x: Tensor, num_features: int, allowed_dims: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """The broadcast shape of a per-channel vector for x, (1, C, 1, ...), after checking x's shape."""
     if x.dim() not in allowed_dims:
         shapes = " or ".join(f"{d}-D" for d in allowed_dims)
         raise ValueError(f"{name} expects a {shapes} input (batch, channels, ...), got shape {tuple(x.shape)}")
     if x.shape[1] != num_features:
         raise ValueError(f"{name}(num_features={num_features}) got an input with {x.shape[1]} channels, shape {tuple(x.shape)}")
-    reduce = (0,) + tuple(range(2, x.dim()))
-    shape = (1, num_features) + (1,) * (x.dim() - 2)
-    return reduce, shape
+    return (1, num_features) + (1,) * (x.dim() - 2)
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -66,7 +64,6 @@ class BatchNormFunction(torch.autograd.Function):
         scale = gamma * inv_std  # y = γ (x − m̂)/√(v̂ + ε) + β
         torch.addcmul(beta.view(shape), centered, scale.view(shape), out=y)
         ctx.save_for_backward(centered, inv_std, gamma)
-        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -86,9 +83,9 @@ class BatchNormFunction(torch.autograd.Function):
             b = -a * inv_std * sum_dy_z / n
             c = -a * sum_dy / n
             grad_x = torch.addcmul(c.view(shape), centered, b.view(shape), out=buffer).addcmul_(grad_y, a.view(shape))
-        if ctx.has_weight and ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1]:  # False when weight is None
             grad_weight = sum_dy_z
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:
             grad_bias = sum_dy
         return grad_x, grad_weight, grad_bias, None
 
@@ -131,7 +128,7 @@ class _BatchNorm(torch.nn.Module):
             self.num_batches_tracked.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        reduce, shape = _channel_layout(x, self.num_features, self.input_dims, type(self).__name__)
+        shape = _channel_layout(x, self.num_features, self.input_dims, type(self).__name__)
         use_batch_statistics = self.training or self.running_mean is None
         if not use_batch_statistics:  # eval: the fixed affine map with the running estimates
             scale = torch.rsqrt(self.running_var + self.eps)
@@ -189,8 +186,8 @@ def fold_batchnorm(layer: torch.nn.Linear | torch.nn.Conv2d, bn: torch.nn.Module
     """One layer equal to ``bn(layer(x))`` with ``bn`` in eval mode (its running statistics).
 
     With s = γ / √(r_v + ε) per output unit or channel: W' = s ⊙ W (each output row scaled),
-    b' = s ⊙ (b − r_m) + β. Works with course_lib's and torch's BatchNorm; returns a new layer and
-    leaves both inputs unchanged.
+    b' = s ⊙ (b − r_m) + β. Works with course_lib's and torch's BatchNorm; returns a new layer (in ``layer``'s
+    dtype) and leaves both inputs unchanged.
     """
     if not isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
         raise ValueError(f"layer must be a torch.nn.Linear or torch.nn.Conv2d, got {type(layer).__name__}")
@@ -202,7 +199,8 @@ def fold_batchnorm(layer: torch.nn.Linear | torch.nn.Conv2d, bn: torch.nn.Module
         bias = layer.bias if layer.bias is not None else torch.zeros_like(shift)
         folded_bias = bias * scale + shift
         folded = copy.deepcopy(layer)
-        folded.weight = torch.nn.Parameter(layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1))))
+        weight = layer.weight * scale.view(-1, *([1] * (layer.weight.dim() - 1)))  # output row i times s_i
+        folded.weight = torch.nn.Parameter(weight.to(layer.weight.dtype))
         folded.bias = torch.nn.Parameter(folded_bias.to(layer.weight.dtype))
     return folded
 
@@ -213,7 +211,8 @@ def fold_batchnorm_into_next(bn: torch.nn.Module, layer: torch.nn.Linear) -> tor
     With s = γ / √(r_v + ε) and t = β − s ⊙ r_m per input unit, bn(x) = s ⊙ x + t, so
     layer(bn(x)) = W (s ⊙ x + t) + b = (W diag(s)) x + (W t + b): each *column* of W is scaled, and the shift
     moves into the bias through W. (After a ReLU the normalization cannot be folded into the layer before it; it
-    can always be folded into the layer after it, as here.) Returns a new layer; both inputs stay unchanged.
+    can always be folded into the layer after it, as here.) Returns a new layer (in ``layer``'s dtype); both inputs
+    stay unchanged.
     """
     if not isinstance(layer, torch.nn.Linear):
         raise ValueError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
@@ -221,9 +220,12 @@ def fold_batchnorm_into_next(bn: torch.nn.Module, layer: torch.nn.Linear) -> tor
         raise ValueError(f"bn has {bn.num_features} features but the layer has {layer.in_features} inputs")
     scale, shift = eval_affine(bn)
     with torch.no_grad():
-        bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features, dtype=layer.weight.dtype,
-                                                                      device=layer.weight.device)
+        dtype = torch.promote_types(layer.weight.dtype, shift.dtype)  # W @ t needs one dtype: the wider one
+        weight, shift = layer.weight.to(dtype), shift.to(dtype)
+        bias = weight @ shift  # W t (+ b)
+        if layer.bias is not None:
+            bias = bias + layer.bias
         folded = copy.deepcopy(layer)
-        folded.weight = torch.nn.Parameter(layer.weight * scale.view(1, -1))
-        folded.bias = torch.nn.Parameter((layer.weight @ shift + bias).to(layer.weight.dtype))
+        folded.weight = torch.nn.Parameter((weight * scale).to(layer.weight.dtype))  # column j of W times s_j
+        folded.bias = torch.nn.Parameter(bias.to(layer.weight.dtype))
     return folded
