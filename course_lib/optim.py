@@ -149,16 +149,15 @@ def adam_update_foreach(
 # The optimizers
 # --------------------------------------------------------------------------------------------------
 
-def _check_number(name: str, value: object, low: float = 0.0, high: float | None = None, high_open: bool = False) -> None:
-    """ValueError naming ``name`` unless low ≤ value ≤ high (or < high when ``high_open``)."""
+def _check_number(name: str, value: object, below: float | None = None) -> None:
+    """ValueError naming ``name`` unless 0 ≤ value (and value < ``below`` when given)."""
     if isinstance(value, Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if value < low or too_high:
-        upper = "" if high is None else (f" and < {high}" if high_open else f" and ≤ {high}")
-        raise ValueError(f"{name} must be ≥ {low}{upper}, got {value!r}")
+    if value < 0 or (below is not None and value >= below):
+        upper = "" if below is None else f" and < {below}"
+        raise ValueError(f"{name} must be ≥ 0.0{upper}, got {value!r}")
 
 
 def _run_closure(closure: Callable[[], Tensor] | None) -> Tensor | None:
@@ -232,8 +231,7 @@ class SGD(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
+        group = {**self.defaults, **param_group}  # the group as it will be: checked before it is added
         _check_number("lr", group["lr"])
         _check_number("momentum", group["momentum"])
         _check_number("weight_decay", group["weight_decay"])
@@ -241,6 +239,7 @@ class SGD(torch.optim.Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0, "
                              f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -284,26 +283,26 @@ class Adam(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
+        group = {**self.defaults, **param_group}  # the group as it will be: checked before it is added
         _check_number("lr", group["lr"])
         _check_number("eps", group["eps"])
         _check_number("weight_decay", group["weight_decay"])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_number("betas[0]", betas[0], 0.0, 1.0, high_open=True)
-        _check_number("betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        _check_number("betas[0]", betas[0], below=1.0)
+        _check_number("betas[1]", betas[1], below=1.0)
+        super().add_param_group(param_group)
 
     def _state_of(self, p: Tensor, amsgrad: bool) -> dict:
         """The state of ``p``, created at its first step: t = 0 and zero moments."""
         state = self.state[p]
         if "step" not in state:
             state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg"] = torch.zeros_like(p)  # (in p's memory format, as torch.optim's)
+            state["exp_avg_sq"] = torch.zeros_like(p)
             if amsgrad:
-                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["max_exp_avg_sq"] = torch.zeros_like(p)
         elif isinstance(state["step"], Tensor):  # a state saved by torch.optim
             state["step"] = int(state["step"].item())
         return state

@@ -2,6 +2,7 @@
 
 import copy
 import itertools
+import re
 
 import pytest
 import torch
@@ -290,3 +291,86 @@ def test_adams_cpu_blocks_match_torch_across_block_boundaries(block, options, cl
         torch.testing.assert_close(a, b, **TOLERANCE, msg=lambda m: f"parameter {i} of size {a.numel()}: {m}")
         for key in ("exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(ours.state[a][key], reference.state[b][key], **TOLERANCE)
+
+
+def exactly(text):
+    """A pattern that matches the whole message ``text`` and nothing else."""
+    return "^" + re.escape(text) + "$"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr=-0.1), "lr must be ≥ 0.0, got -0.1"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "momentum must be ≥ 0.0, got -0.5"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1e-4), "weight_decay must be ≥ 0.0, got -0.0001"),
+    (lambda p: optim.SGD(p, lr=0.1, dampening=-0.1), "dampening must be ≥ 0.0, got -0.1"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True),
+     "nesterov=True needs momentum > 0 and dampening = 0, got momentum=0.0, dampening=0.0"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+     "nesterov=True needs momentum > 0 and dampening = 0, got momentum=0.9, dampening=0.1"),
+    (lambda p: optim.SGD(p, lr="fast"), "lr must be a number, got 'fast'"),
+    (lambda p: optim.SGD(p, lr=True), "lr must be a number, got True"),
+    (lambda p: optim.SGD(p, lr=None), "lr must be a number, got None"),
+    (lambda p: optim.SGD(p, lr=torch.tensor([0.1, 0.2])), "lr must be a number, got tensor([0.1000, 0.2000])"),
+    (lambda p: optim.SGD(p, lr=torch.tensor(-0.5)), "lr must be ≥ 0.0, got -0.5"),
+    (lambda p: optim.Adam(p, lr=-1e-3), "lr must be ≥ 0.0, got -0.001"),
+    (lambda p: optim.Adam(p, lr=float("nan")), "lr must be a number, got nan"),
+    (lambda p: optim.Adam(p, eps=-1e-8), "eps must be ≥ 0.0, got -1e-08"),
+    (lambda p: optim.Adam(p, weight_decay=-0.5), "weight_decay must be ≥ 0.0, got -0.5"),
+    (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay must be ≥ 0.0, got -0.01"),
+    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), "betas[0] must be ≥ 0.0 and < 1.0, got 1.0"),
+    (lambda p: optim.Adam(p, betas=(-0.1, 0.999)), "betas[0] must be ≥ 0.0 and < 1.0, got -0.1"),
+    (lambda p: optim.Adam(p, betas=(0.9, 1.0)), "betas[1] must be ≥ 0.0 and < 1.0, got 1.0"),
+    (lambda p: optim.Adam(p, betas=(0.9, -0.1)), "betas[1] must be ≥ 0.0 and < 1.0, got -0.1"),
+    (lambda p: optim.Adam(p, betas=(0.9,)), "betas must be a pair (beta1, beta2), got (0.9,)"),
+    (lambda p: optim.Adam(p, betas=(0.9, 0.99, 0.999)), "betas must be a pair (beta1, beta2), got (0.9, 0.99, 0.999)"),
+    (lambda p: optim.Adam(p, betas=0.9), "betas must be a pair (beta1, beta2), got 0.9"),
+])
+def test_error_messages_give_the_argument_its_bounds_and_the_value(make, message):
+    with pytest.raises(ValueError, match=exactly(message)):
+        make([torch.nn.Parameter(torch.zeros(2))])
+
+
+def test_the_ends_of_every_range_are_accepted():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optim.SGD(params, lr=0, momentum=0, dampening=0, weight_decay=0)
+    optim.SGD(params, lr=torch.tensor(0.1), momentum=1e-9, nesterov=True)  # a one-element tensor is a number
+    optim.Adam(params, lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
+    optim.AdamW(params, betas=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3, foreach=False),
+                                  lambda p: optim.Adam(p, lr=0.1, betas=(0.5, 0.6), eps=1e-3, amsgrad=True),
+                                  lambda p: optim.AdamW(p, lr=0.3, betas=(0.5, 0.6), eps=1e-3, weight_decay=0.2,
+                                                        amsgrad=True, foreach=False)], ids=["SGD", "Adam", "AdamW"])
+def test_an_added_group_gets_the_defaults_and_a_rejected_one_is_not_added(make):
+    first, second, third = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    optimizer = make([first])
+    optimizer.add_param_group({"params": [second]})
+    assert len(optimizer.param_groups) == 2
+    for group in optimizer.param_groups:
+        assert {k: v for k, v in group.items() if k != "params"} == optimizer.defaults
+    with pytest.raises(ValueError, match=exactly("lr must be ≥ 0.0, got -1.0")):
+        optimizer.add_param_group({"params": [third], "lr": -1.0})
+    assert len(optimizer.param_groups) == 2, "the rejected group is not kept"
+
+
+def test_every_constructor_argument_reaches_the_defaults():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    assert all(cls(params).defaults["foreach"] is True for cls in (optim.SGD, optim.Adam, optim.AdamW)), \
+        "the multi-tensor path is the default"
+    assert optim.SGD(params, lr=0.3, momentum=0.5, dampening=0.1, weight_decay=0.2, foreach=False).defaults == dict(
+        lr=0.3, momentum=0.5, dampening=0.1, weight_decay=0.2, nesterov=False, foreach=False)
+    for cls in (optim.Adam, optim.AdamW):
+        assert cls(params, lr=0.3, betas=(0.5, 0.6), eps=1e-3, weight_decay=0.2, amsgrad=True, foreach=False).defaults == dict(
+            lr=0.3, betas=(0.5, 0.6), eps=1e-3, weight_decay=0.2, amsgrad=True, foreach=False), cls.__name__
+
+
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "readable"])
+@pytest.mark.parametrize("classes, options", [
+    ((optim.SGD, torch.optim.SGD), dict(weight_decay=1.0)),
+    ((optim.SGD, torch.optim.SGD), dict(momentum=1.0, dampening=0.5)),
+    ((optim.Adam, torch.optim.Adam), dict(weight_decay=1.0, lr=1e-2)),
+    ((optim.AdamW, torch.optim.AdamW), dict(weight_decay=1.0, lr=1e-2)),
+], ids=["SGD-decay-1", "SGD-momentum-1", "Adam-decay-1", "AdamW-decay-1"])
+def test_a_weight_decay_or_momentum_of_exactly_one_matches_torch(classes, options, foreach):
+    assert_same(*run_pair(*classes, "mlp", "cpu", foreach, dict(options), steps=10))
