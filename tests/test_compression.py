@@ -804,3 +804,14 @@ def test_shared_weights_name_what_they_refuse():
                                              rf"got {re.escape(repr(n))}$"):
             SharedWeights(nn.Linear(30, 20), n)
     assert [SharedWeights(nn.Linear(30, 20), n).codebook.numel() for n in (2, 256)] == [2, 256]
+
+
+def test_kmeans_works_on_the_device_of_its_values():
+    """The codebook is made on the values' device, not on the default one: under another default device (the meta
+    device, there on every machine, stands in for a GPU) CPU values give the same CPU codebook and indices."""
+    values = torch.randn(200, generator=torch.Generator().manual_seed(0))
+    expected = kmeans_1d(values, 4)
+    with torch.device("meta"):
+        codebook, index = kmeans_1d(values, 4)
+    assert codebook.device.type == index.device.type == "cpu"
+    assert torch.equal(codebook, expected[0]) and torch.equal(index, expected[1])

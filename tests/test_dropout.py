@@ -105,3 +105,14 @@ def test_p_zero_and_p_one_are_valid_for_the_module():
     x = torch.randn(4, 5)
     assert Dropout(0)(x) is x and Dropout(0.0).p == 0.0
     assert torch.equal(Dropout(1)(x), torch.zeros_like(x)) and Dropout(1).p == 1.0
+
+
+def test_the_mask_is_drawn_on_the_inputs_device_not_the_default_one():
+    """The docstring's promise that matters on a GPU: the mask lives where x lives. Under another default device (the
+    meta device, there on every machine, stands in for a GPU) a CPU input still gets the same CPU mask."""
+    x = torch.randn(4, 5)
+    expected = dropout(x, 0.5, training=True, generator=torch.Generator().manual_seed(0))
+    with torch.device("meta"):
+        dropped = dropout(x, 0.5, training=True, generator=torch.Generator().manual_seed(0))
+    assert dropped.device.type == "cpu"
+    assert torch.equal(dropped, expected)

@@ -374,3 +374,21 @@ def test_every_constructor_argument_reaches_the_defaults():
 ], ids=["SGD-decay-1", "SGD-momentum-1", "Adam-decay-1", "AdamW-decay-1"])
 def test_a_weight_decay_or_momentum_of_exactly_one_matches_torch(classes, options, foreach):
     assert_same(*run_pair(*classes, "mlp", "cpu", foreach, dict(options), steps=10))
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adams_multi_tensor_path_takes_parameters_off_the_cpu_whole(cls, amsgrad):
+    """Off the CPU the multi-tensor path updates each device's parameters in one go, without cache blocks. The meta
+    device (shapes without data, there on every machine) stands in for a GPU: the step runs and the state is made
+    on the parameters' device."""
+    params = [torch.nn.Parameter(torch.empty(shape, device="meta")) for shape in [(3, 4), (5,)]]
+    for p in params:
+        p.grad = torch.empty_like(p)
+    optimizer = cls(params, lr=0.1, amsgrad=amsgrad, foreach=True)
+    optimizer.step()
+    for p in params:
+        state = optimizer.state[p]
+        assert state["step"] == 1
+        assert state["exp_avg"].device.type == state["exp_avg_sq"].device.type == "meta"
+        assert state["exp_avg"].shape == p.shape

@@ -656,3 +656,19 @@ def test_parity_energies_and_checkerboard_score_of_one_bright_parity_class():
     assert checkerboard_score(board) == pytest.approx(math.sqrt(4 / 3))  # population standard deviation
     with pytest.raises(ValueError, match=r"^image must have at least 2 dimensions \(H, W\), got shape \(5,\)$"):
         parity_energies(torch.ones(5))
+
+
+def test_blur_unpooling_and_reconstruction_work_on_the_device_of_their_input():
+    """Tensors made inside these functions are made on the input's device, not on the default one: under another
+    default device (the meta device, there on every machine, stands in for a GPU) CPU inputs give the same CPU
+    results, and a target on the CPU is moved to the device of the activation it is compared with."""
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    pooled, switches = F.max_pool2d(x, 2, return_indices=True)
+    expected = gaussian_blur(x, 1.0), unpool(pooled, switches, x.shape)
+    with torch.device("meta"):
+        found = gaussian_blur(x, 1.0), unpool(pooled, switches, x.shape)
+    for value, reference in zip(found, expected):
+        assert value.device.type == "cpu"
+        assert torch.equal(value, reference)
+    reconstruction = Reconstruction("layer", torch.ones(5))
+    assert reconstruction(torch.zeros(5, device="meta")).device.type == "meta"
