@@ -1,6 +1,6 @@
 """Mutation testing of course_lib: how many planted bugs each core module's own unit tests catch.
 
-    python3 mutation.py                  every core module (about 15 minutes on a 2-core machine)
+    python3 mutation.py                  every core module (12 to 20 minutes on a 2-core machine)
     python3 mutation.py optim ginfty     some of them
     python3 mutation.py --list           the modules and the tests each is measured with
 
