@@ -25,6 +25,7 @@ reading a survivor (``.venv/bin/python -m mutmut show NAME`` there) or re-runnin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -53,26 +54,22 @@ MODULES = {
 }
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COURSE_THREADS": "1"}
 
-# Run by the virtual environment's Python in a scratch copy after `mutmut run`: each survivor's changed lines.
-SURVIVOR_CHANGES = """
+# Run by the virtual environment's Python in a scratch copy after `mutmut run`: each survivor's diff, as JSON.
+SURVIVOR_DIFFS = """
 import json
 from mutmut.__main__ import status_by_exit_code
 from mutmut.mutation.data import SourceFileMutationData
 from mutmut.mutation.diff_apply import get_diff_for_mutant
 from mutmut.utils.file_utils import walk_mutatable_files
 
-survivors = {}
+diffs = {}
 for path in walk_mutatable_files():
     data = SourceFileMutationData(path=path)
     data.load()
     for name, exit_code in data.exit_code_by_key.items():
         if status_by_exit_code[exit_code] == "survived":
-            lines = get_diff_for_mutant(name, path=path).splitlines()[2:]
-            survivors[name] = {
-                "removed": "\\n".join(l[1:].strip() for l in lines if l.startswith("-")),
-                "added": "\\n".join(l[1:].strip() for l in lines if l.startswith("+")),
-            }
-print(json.dumps(survivors))
+            diffs[name] = get_diff_for_mutant(name, path=path)
+print(json.dumps(diffs))
 """
 
 
@@ -92,8 +89,20 @@ def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
+def file_name(name: str) -> str:
+    """A core module's name as a file or folder name ("grading verdicts" → "grading_verdicts")."""
+    return name.replace(" ", "_")
+
+
 def recorded_file(name: str) -> Path:
-    return RECORDED / f"{name.replace(' ', '_')}.toml"
+    return RECORDED / f"{file_name(name)}.toml"
+
+
+def changed_code(diff: str) -> dict[str, str]:
+    """The lines a mutant's unified diff removes and adds, each stripped, joined by newlines."""
+    lines = diff.splitlines()[2:]  # after the ---/+++ header
+    return {"removed": "\n".join(line[1:].strip() for line in lines if line.startswith("-")),
+            "added": "\n".join(line[1:].strip() for line in lines if line.startswith("+"))}
 
 
 def load_recorded(name: str) -> list[dict]:
@@ -124,14 +133,23 @@ def match_recorded(survivors: dict[str, dict], entries: list[dict]) -> tuple[dic
     return matched, stale
 
 
+@contextlib.contextmanager
+def scratch_folder(name: str, keep: Path | None):
+    """An empty folder for one module's run: a temporary one, or ``keep``/<module>, emptied first and kept after."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="course-mutation-") as scratch:
+            yield Path(scratch)
+        return
+    work = keep / file_name(name)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    yield work
+
+
 def measure(name: str, python: Path, workers: int, keep: Path | None) -> dict:
     """Run mutmut on one module in a scratch copy; its counts, survivors (recorded or not) and run time."""
     mutated, tests = MODULES[name]
-    with tempfile.TemporaryDirectory(prefix="course-mutation-") as scratch:
-        work = Path(scratch) if keep is None else keep / name.replace(" ", "_")
-        if keep is not None:
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
+    with scratch_folder(name, keep) as work:
         for item in ("course_lib", "tests", "solutions", "exercises", "conftest.py", "pyproject.toml"):
             source = ROOT / item
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, work / item)
@@ -153,9 +171,9 @@ def measure(name: str, python: Path, workers: int, keep: Path | None) -> dict:
             raise SystemExit(f"mutmut failed on {name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
         subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=environment, check=True, capture_output=True)
         counts = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
-        listed = subprocess.run([str(python), "-c", SURVIVOR_CHANGES], cwd=work, env=environment, check=True,
-                                capture_output=True, text=True).stdout
-    survivors = dict(sorted(json.loads(listed).items()))
+        diffs = subprocess.run([str(python), "-c", SURVIVOR_DIFFS], cwd=work, env=environment, check=True,
+                               capture_output=True, text=True).stdout
+    survivors = {mutant: changed_code(diff) for mutant, diff in sorted(json.loads(diffs).items())}
     recorded, stale = match_recorded(survivors, load_recorded(name))
     equivalent = sum(entry["equivalent"] for entry in recorded.values())
     judged = counts["killed"] + counts["survived"] - equivalent
