@@ -1,6 +1,5 @@
 import copy
 import itertools
-import re
 import types
 
 import pytest
@@ -8,6 +7,7 @@ import torch
 
 from course_lib.layers import BatchNorm1d, BatchNorm2d, BatchNormFunction, fold_batchnorm, fold_batchnorm_into_next
 from course_lib.layers.batchnorm import eval_affine
+from messages import exactly
 
 TOL = dict(rtol=0.0, atol=1e-10)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -190,11 +190,6 @@ def test_folding_a_batchnorm_into_the_next_linear_layer_is_exact(affine, bias, k
         fold_batchnorm_into_next(bn, torch.nn.Conv2d(6, 4, 1))
     with pytest.raises(ValueError, match="running statistics"):
         fold_batchnorm_into_next(BatchNorm1d(6, track_running_stats=False), torch.nn.Linear(6, 4))
-
-
-def exactly(text):
-    """A pattern that matches the whole message ``text`` and nothing else."""
-    return "^" + re.escape(text) + "$"
 
 
 def test_error_messages_name_the_layer_the_argument_and_the_shape():

@@ -2,12 +2,12 @@
 
 import copy
 import itertools
-import re
 
 import pytest
 import torch
 
 from course_lib import optim
+from messages import exactly
 
 STEPS = 100
 TOLERANCE = dict(rtol=0.0, atol=1e-12)
@@ -291,11 +291,6 @@ def test_adams_cpu_blocks_match_torch_across_block_boundaries(block, options, cl
         torch.testing.assert_close(a, b, **TOLERANCE, msg=lambda m: f"parameter {i} of size {a.numel()}: {m}")
         for key in ("exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(ours.state[a][key], reference.state[b][key], **TOLERANCE)
-
-
-def exactly(text):
-    """A pattern that matches the whole message ``text`` and nothing else."""
-    return "^" + re.escape(text) + "$"
 
 
 @pytest.mark.parametrize("make, message", [
