@@ -16,6 +16,7 @@ from course_lib.visualization import (ascent_step, BoundedRange, ClipSmallContri
                                       channel, checkerboard_score, feature_grid, gaussian_blur, invert, logit, maximize,
                                       modified_backprop, neuron, overlap_map, parity_energies, top_activating,
                                       total_variation, unpool)
+from messages import exactly
 
 
 def small_cnn(dtype=torch.float64, seed=0):
@@ -293,6 +294,17 @@ def test_blur_removes_high_frequencies():
     assert high_fraction(x) > 0.5 and high_fraction(once) < 0.1 and high_fraction(four_times) < 1e-3
     assert torch.allclose(gaussian_blur(torch.full((1, 2, 9, 9), 3.0), 1.5), torch.full((1, 2, 9, 9), 3.0))
     assert torch.equal(GaussianBlur(1.0, every=4).project(x, x, 3), x)  # only every 4th step
+
+
+def test_blur_and_alpha_norm_take_only_batches_of_images():
+    # One image without its batch dimension would be read as (C, H, W) = (N, C, H) and give a wrong answer.
+    image = torch.rand(3, 8, 8)
+    for fn in (lambda x: gaussian_blur(x, 1.0), alpha_norm):
+        with pytest.raises(ValueError, match=exactly("x must be a batch of images (N, C, H, W), got shape (3, 8, 8)")):
+            fn(image)
+    for sigma in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=exactly(f"sigma must be > 0, got {sigma!r}")):
+            gaussian_blur(image[None], sigma)
 
 
 def test_clipping_zeroes_the_smallest_pixels():

@@ -88,9 +88,17 @@ class L2Decay:
         return x * (1.0 - self.decay)
 
 
+def _check_images(x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"x must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
+
+
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Blur each channel of x (N, C, H, W) with a separable Gaussian of standard deviation ``sigma`` (zero padding
     is avoided by reflecting the border)."""
+    _check_images(x)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
     radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-t**2 / (2 * sigma**2))
@@ -149,7 +157,8 @@ class ClipSmallContribution(_ClipSmallest):
 
 
 def alpha_norm(x: Tensor, B: float = 1.0, alpha: float = 6.0) -> Tensor:
-    """(1/(H·W·B^α)) Σ_pixels ‖x_pixel‖^α, the pixel norm taken over channels."""
+    """(1/(H·W·B^α)) Σ_pixels ‖x_pixel‖^α for x (N, C, H, W), the pixel norm taken over channels."""
+    _check_images(x)
     h, w = x.shape[-2:]
     return x.norm(dim=1).pow(alpha).sum() / (h * w * B**alpha)
 
