@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -84,7 +85,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated: {len(raw)} bytes, shorter than its {header}-byte header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])  # ndim big-endian (>) unsigned 32-bit (I) sizes
     expected = header + int(torch.Size(shape).numel())
     if len(raw) != expected:
         raise ValueError(f"{path} is truncated or padded: {len(raw)} bytes, the header announces {expected}")

@@ -255,6 +255,9 @@ def test_read_idx_refuses_foreign_and_short_files_by_name_and_reads_full_32_bit_
     assert error_of(bytes([0, 0, 8])) == foreign  # shorter than the magic
     # the four magic bytes of a scalar, without its one data byte
     assert error_of(bytes([0, 0, 8, 0])) == f"{path} is truncated or padded: 4 bytes, the header announces 5"
+    # a header cut short: two dimensions announced, one and a half sizes present
+    assert error_of(bytes([0, 0, 8, 2, 0, 0, 0, 1, 0, 0])) == (
+        f"{path} is truncated: 10 bytes, shorter than its 12-byte header")
     path.write_bytes(bytes([0, 0, 8, 0, 7]))
     scalar = data.read_idx(path)
     assert scalar.shape == () and scalar.item() == 7
