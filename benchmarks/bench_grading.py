@@ -41,7 +41,7 @@ def main() -> None:
                 start = time.perf_counter()
                 batch = grade(solution, submissions, output, workers=args.workers, sandboxed=sandboxed, device=args.device)
                 seconds = time.perf_counter() - start
-                full = sum(r.total + r.pending == r.maximum for r in batch.results)  # written answers wait for a hand
+                full = sum(r.total + r.pending == r.maximum for r in batch.results)  # written answers wait for the instructor
                 times[sandboxed].append(seconds)
                 print(f"{'sandboxed' if sandboxed else 'no sandbox'}: {args.students} submissions of {args.exercise}, "
                       f"{args.workers} workers, {args.device}: {seconds:.0f} s ({seconds / args.students:.1f} s per submission); "
