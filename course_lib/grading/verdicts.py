@@ -33,7 +33,7 @@ BY_HAND, GRADED_BY_HAND = "to be graded by hand", "graded by hand"
 MAX_ANSWER = 20_000  # characters of a written answer kept for the review
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
                                if isinstance(value, type) and issubclass(value, BaseException))
-KINDS = ("value", "raises", "accuracy")
+KINDS = ("value", "raises", "accuracy", "trained")
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,16 @@ def check_record(student: dict, reference: dict) -> str | None:
         mention = reference.get("mentions")
         if mention is not None and (not isinstance(got.get("text"), str) or mention not in got["text"]):
             return "the error message does not name the value"
+        return None
+    if kind == "trained":  # the solution's record names the evaluation; the student's gives only the parameters
+        from course_lib.grading import heldout
+
+        try:
+            accuracy = heldout.accuracy_of(got, reference["evaluate"], reference["options"])
+        except Exception as error:  # noqa: BLE001 - whatever the recorded parameters are, only this part fails
+            return str(error) if isinstance(error, ValueError) else "the recorded parameters cannot be evaluated"
+        if not accuracy >= reference["at_least"]:
+            return f"held-out accuracy {accuracy:.3f} measured by the grader, at least {reference['at_least']:g} is required"
         return None
     accuracy = evidence.agreement(got, reference["labels"])
     if accuracy is None:
