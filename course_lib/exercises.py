@@ -28,8 +28,10 @@ tests are removed), ``deletable: false`` on answer and check cells and ``editabl
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import hashlib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +198,9 @@ def make_exercise(solution: nbformat.NotebookNode, where: str = "notebook") -> n
 def exercise_text(solution_path: Path) -> str:
     """The exact text of the exercise notebook generated from ``solution_path``."""
     solution = nbformat.read(solution_path, as_version=4)
+    problems = notebook_problems(solution, solution_path.name, BUILD_RULES)
+    if problems:
+        raise ValueError("hidden tests that leave an answer in the kernel:\n  " + "\n  ".join(problems))
     return nbformat.writes(make_exercise(solution, solution_path.name)) + "\n"
 
 
@@ -250,3 +255,125 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hidden tests that leave nothing in the kernel to answer them
+# ----------------------------------------------------------------------------------------------------------
+
+MEASURED_NUMBER = re.compile(r"(?<![\w.=])\d*\.\d+|\d\s*%")  # 0.54, .5, 89 %, 80% (not lr=0.05, not 1e-6)
+QUOTES_THE_SOLUTION = re.compile(r"\bsolution\b", re.IGNORECASE)
+BUILD_RULES = "bc"  # the rules `exercise_text` enforces on every solution (see `hidden_test_problems`)
+PUBLIC_LABELS = re.compile(r"heldout|held_out|mnist|test_y", re.IGNORECASE)
+
+
+def _statements_in(tree: ast.Module) -> list[ast.stmt]:
+    """Every statement that runs at module level: the top-level ones and those nested in if/for/while/with/try
+    blocks (not in function or class bodies, whose names are local)."""
+    found, stack = [], list(tree.body)
+    while stack:
+        statement = stack.pop(0)
+        found.append(statement)
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for block in ("body", "orelse", "finalbody"):
+            stack.extend(getattr(statement, block, []) or [])
+        for handler in getattr(statement, "handlers", []) or []:
+            stack.extend(handler.body)
+    return found
+
+
+def _bound_values(statement: ast.stmt) -> list[ast.expr]:
+    """The expressions whose values a module-level statement binds to global names."""
+    if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+        return [statement.value] if statement.value is not None else []
+    if isinstance(statement, (ast.For, ast.AsyncFor)):
+        return [statement.iter]
+    if isinstance(statement, (ast.With, ast.AsyncWith)):
+        return [item.context_expr for item in statement.items if item.optional_vars is not None]
+    return [node.value for node in ast.walk(statement) if isinstance(node, ast.NamedExpr)]
+
+
+def _call_name(node: ast.Call) -> str | None:
+    return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+
+
+def _literal_text(node: ast.expr) -> str:
+    """The literal characters of a message: a string, or the constant parts of an f-string (a formatted value
+    is an input the test describes, not a number written into the message)."""
+    parts = [node] if isinstance(node, ast.Constant) else list(getattr(node, "values", []))
+    if isinstance(node, ast.BinOp):  # "..." + "..."
+        return _literal_text(node.left) + _literal_text(node.right)
+    return "".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+
+
+def hidden_test_problems(source: str, where: str, rules: str = "abc") -> list[str]:
+    """Why the hidden tests of one check cell could leave an answer in the student's kernel (empty when none).
+
+    The student's code runs in the same kernel as the hidden tests, can read every global they bind and every
+    message they pass, and holds the course's public data. Three rules, on the hidden-test lines of the cell:
+
+    (a) **no function bound as a global**: no ``def`` or ``class`` at module level (also inside module-level
+        ``if``/``for``/``while``/``with``/``try`` blocks), and no ``lambda`` anywhere in a value bound to a global
+        (assignments, ``for`` iterables, ``with ... as``, ``:=``). A helper that computes an expected value
+        belongs inside the ``reference=`` argument (a comprehension, an immediately-called lambda) or in
+        ``course_lib``; a lambda passed as an argument of a call that binds nothing (``expect_raises(...,
+        lambda: f(bad), ...)``) is fine, and so are imports and data globals (``generator = ...``, ``x = ...``);
+    (b) **no measured number in a message**: the literal text of the ``message=`` of an ``expect*`` call may not
+        contain a number with a decimal point or a percentage (``0.54``, ``89 %``) unless it directly follows
+        ``=`` (``lr=0.05`` describes an input), nor the word "solution" (as in "the solution measures");
+        tolerances (``to 1e-6``) and whole-number inputs (``B=17``) pass;
+    (c) **no accuracy on public labels**: ``expect_accuracy`` whose ``labels=`` expression mentions ``heldout``,
+        ``held_out``, ``mnist`` or ``test_y`` is refused: the kernel holds those labels, so use
+        ``expect_trained``, which the grader evaluates in its own process.
+
+    ``rules`` picks which of them to apply. Each problem names ``where``, the line of the cell and the offending code.
+    """
+    hidden = set()
+    for region in find_regions(source, BEGIN_HIDDEN, END_HIDDEN, where):
+        hidden.update(range(region.begin + 2, region.end + 1))  # 1-based numbers of the lines between the markers
+    if not hidden:
+        return []
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        return [f"{where}, line {error.lineno}: the check cell does not parse"]
+    lines = source.splitlines()
+    problems = []
+
+    def refuse(node: ast.AST, why: str) -> None:
+        problems.append(f"{where}, line {node.lineno}: {why}: {lines[node.lineno - 1].strip()}")
+
+    for statement in _statements_in(tree):
+        if statement.lineno not in hidden or "a" not in rules:
+            continue
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            refuse(statement, f"a hidden test binds '{statement.name}' as a global (rule a: put the computation "
+                              "inside reference= or in course_lib)")
+        elif any(isinstance(node, ast.Lambda) for value in _bound_values(statement) for node in ast.walk(value)):
+            refuse(statement, "a hidden test binds a value holding a lambda to a global (rule a: put the "
+                              "computation inside reference= or in course_lib)")
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or node.lineno not in hidden or not (_call_name(node) or "").startswith("expect"):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "message" and "b" in rules:
+                text = _literal_text(keyword.value)
+                if MEASURED_NUMBER.search(text) or QUOTES_THE_SOLUTION.search(text):
+                    refuse(keyword.value, "the message quotes a measured value or the solution's result (rule b: say what "
+                                 "is checked and how precisely, not the numbers that pass)")
+            if keyword.arg == "labels" and "c" in rules and _call_name(node) == "expect_accuracy" \
+                    and PUBLIC_LABELS.search(ast.unparse(keyword.value)):
+                refuse(node, "expect_accuracy on held-out labels the kernel holds (rule c: record the model with "
+                             "expect_trained, which the grader evaluates in its own process)")
+    return problems
+
+
+def notebook_problems(solution: nbformat.NotebookNode, where: str = "notebook", rules: str = "abc") -> list[str]:
+    """`hidden_test_problems` of every graded check cell of a solution notebook, each named by its part id."""
+    problems = []
+    for index, cell in enumerate(solution.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade"):
+            problems += hidden_test_problems(cell.source, f"{where}, part '{meta.get('grade_id')}' (cell {index})", rules)
+    return problems

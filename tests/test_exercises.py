@@ -180,3 +180,85 @@ def test_the_checksum_is_nbgraders():
     text = nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"nbgrader": {
         "grade": True, "solution": True, "grade_id": "w", "points": 1.5}})
     assert exercises.nbgrader_checksum(text) == nbgrader_utils.compute_checksum(text)
+
+
+def hidden(code: str, visible: str = "assert True, 'a visible check'") -> str:
+    """A check cell: a visible assert, then ``code`` as its hidden tests."""
+    return f"{visible}\n### BEGIN HIDDEN TESTS\n{code}\n### END HIDDEN TESTS"
+
+
+@pytest.mark.parametrize("code, line", [
+    ("def twin(x):\n    return x\nexpect('k', f(x), reference=twin(x), message='m')", 3),
+    ("class Twin:\n    pass", 3),
+    ("if True:\n    def twin(x):\n        return x", 4),
+    ("twin = lambda x: x", 3),
+    ("cases = {'a': (lambda t: t, lambda t: t.sum())}", 3),
+    ("for f in [lambda t: t, lambda t: 2 * t]:\n    expect('k', g(f), message='m')", 3),
+    ("y = g(x, h=lambda t: t)", 3),
+])
+def test_rule_a_refuses_a_function_bound_as_a_global(code, line):
+    problems = exercises.hidden_test_problems(hidden(code), "01_x.ipynb, part 'p'")
+    assert len(problems) == 1 and "rule a" in problems[0] and f"part 'p', line {line}:" in problems[0]
+    assert code.splitlines()[line - 3].strip() in problems[0], "the offending line is quoted"
+
+
+def test_rule_a_accepts_data_globals_imports_and_lambdas_passed_as_arguments():
+    code = ("from course_lib.grading.evidence import expect, expect_raises\n"
+            "generator = torch.Generator().manual_seed(1)\nx = torch.randn(3, generator=generator)\n"
+            "for bad in (-2, 2.5):\n    expect_raises(f'b={bad}', ValueError, lambda: f(bad), mentions=bad, message='m')\n"
+            "expect('k', g(lambda t: t.sum(), x), reference=[p for p in [(lambda t: t)(x)]], message='to 1e-6')")
+    assert exercises.hidden_test_problems(hidden(code), "w") == []
+    assert exercises.hidden_test_problems("def helper():\n    pass", "w") == [], "visible code is the student's"
+
+
+@pytest.mark.parametrize("message", [
+    "'the solution measures 0.54, 0.75, 0.76, 0.29, 0.10, so η = 0.3'",
+    "'at least 80 % of the digits (the solution: 89 %)'",
+    "f'accuracy for {name}: about .5'",
+    "'gaps ' + 'around 0.44'",
+    "'the solution finds 16'",
+    "'at least 60% of the digits'",
+])
+def test_rule_b_refuses_a_message_quoting_a_measured_value(message):
+    problems = exercises.hidden_test_problems(hidden(f"expect('k', v, rtol=0, message={message})"), "w")
+    assert len(problems) == 1 and "rule b" in problems[0] and "line 3:" in problems[0]
+
+
+@pytest.mark.parametrize("message", [
+    "'numerical_gradient is wrong (float64, compared with autograd to 1e-6)'",
+    "f'linear_backward is wrong for B={batch}, D_in={d_in}'",
+    "'B=17 and lr=0.05, momentum=0.9 must match torch.optim.SGD'",
+    "'each to within three points'",
+])
+def test_rule_b_accepts_tolerances_and_input_descriptions(message):
+    assert exercises.hidden_test_problems(hidden(f"expect('k', v, message={message})"), "w") == []
+
+
+@pytest.mark.parametrize("labels, refused", [("mnist.heldout_y", True), ("heldout_y", True), ("data.test_y", True),
+                                             ("torch.tensor([1, 2])", False)])
+def test_rule_c_refuses_accuracy_on_public_labels(labels, refused):
+    code = f"expect_accuracy('k', p, labels={labels}, at_least=0.5, message='as the text requires')"
+    problems = exercises.hidden_test_problems(hidden(code), "w")
+    assert (problems != []) == refused and all("rule c" in p and "expect_trained" in p for p in problems)
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_committed_solutions_pass_the_rules_the_build_enforces(solution):
+    assert exercises.notebook_problems(nbformat.read(solution, as_version=4), solution.name, exercises.BUILD_RULES) == []
+
+
+def test_exercise_01_passes_every_rule():
+    solution = ROOT / "solutions" / "01_batch_sgd.ipynb"
+    assert exercises.notebook_problems(nbformat.read(solution, as_version=4), solution.name) == []
+
+
+def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
+    solutions, out = tmp_path / "solutions", tmp_path / "exercises"
+    solutions.mkdir()
+    notebook = nbformat.read(ROOT / "solutions" / "01_batch_sgd.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "eta-sweep")
+    cell.source = cell.source.replace("the accuracy the text names", "0.7 (the solution measures 0.54)")
+    nbformat.write(notebook, solutions / "01_batch_sgd.ipynb")
+    assert exercises.main(["--solutions", str(solutions), "--exercises", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "01_batch_sgd.ipynb, part 'eta-sweep'" in error and "rule b" in error and "message=" in error
