@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads of each kernel (default: COURSE_THREADS, else 1)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device of each kernel (default cpu)")
     parser.add_argument("--memory", type=_positive, default=sandbox.Limits.memory // sandbox.GiB,
-                        help="GiB of address space per kernel process (default 8)")
+                        help="GiB of memory for each notebook run as a whole, kernel and all it starts (default 4; "
+                        "less when the grader's own job limit leaves less per worker)")
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="grade only the K-th of N slices of the students")
     parser.add_argument("--manual", type=Path, default=None, help="the filled-in manual/scores.csv: adds the points "
                         "of the written answers (reusing the earlier run in OUTPUT when nothing else changed)")

@@ -5,6 +5,11 @@ course-grade plugin (`course_lib.grading.nbval_plugin`) and a kernel spec whose 
 (`course_lib.grading.sandbox`), waits at most the submission's time limit, and returns, for each code cell, how
 nbval's run of it ended and the evidence records among its outputs. pytest's own output is kept (capped) for
 the instructor's log. When the run ends, by itself or by the time limit, nothing it started is left running.
+
+Each run (pytest, the launcher, the sandboxed kernel and all they start) is one cgroup with its own memory, CPU
+and task budget (`course_lib.grading.budget`) when the machine allows one: a run that floods its output, fills its
+``/tmp`` or forks away ends inside its own budget, never in the grader. The grader keeps at most `MAX_RUN_RECORDS`
+bytes of a run's evidence, read line by line.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading import sandbox
+from course_lib.grading import budget, sandbox
 
 LOG_LIMIT = 200_000  # characters of pytest's output kept per run
 RUNNER_MEMORY = 6 * sandbox.GiB  # address space of the trusted pytest (a flood of output ends it, not the grader)
+MAX_RUN_RECORDS = 64_000_000  # bytes of results.jsonl the grader reads from one run; the rest counts as not run
 UID_BASE = 2_000_000_000  # when the grader is root, each sandbox runs as its own user above this
 
 
@@ -39,6 +45,8 @@ class RunSettings:
     env: tuple[tuple[str, str], ...] = ()  # the kernel's environment
     read_only: tuple[str, ...] = ()  # host folders the kernel sees, read-only
     devices: tuple[str, ...] = ()
+    cpus: float = 2.0  # cores each run may use at most (its cgroup's CPU quota)
+    budgeted: bool = True  # put each run into a cgroup of its own, where one can be made
 
     def __post_init__(self):
         for name in ("cell_timeout", "timeout"):
@@ -63,6 +71,7 @@ class NotebookRun:
     cells: dict[int, CellOutcome]
     log: str
     stopped: str = ""  # the grader's reason when the whole run was cut short (the time limit)
+    peak_memory: int | None = None  # the most memory the run's cgroup held (bytes), when it had one
 
 
 def graded_copy(notebook: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
@@ -104,19 +113,29 @@ def _leftovers(uid: int) -> list[int]:
     return found
 
 
-def _results(path: Path) -> dict[int, CellOutcome]:
+def _results(path: Path, limit: int = MAX_RUN_RECORDS) -> dict[int, CellOutcome]:
+    """The cell outcomes of ``results.jsonl``, read a line at a time; lines past ``limit`` bytes, and lines that
+    are not a cell's outcome, are left out (those cells count as not run)."""
     cells = {}
     if not path.exists():
         return cells
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            data = json.loads(line)
-            cell = int(data["cell"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        cells[cell] = CellOutcome(status=str(data.get("status")), ename=data.get("ename"), evalue=data.get("evalue"),
-                                  records=data.get("records") if isinstance(data.get("records"), list) else [],
-                                  reason=str(data.get("reason", "")))
+    read = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            read += len(raw)
+            if read > limit:
+                break
+            try:
+                data = json.loads(raw.decode("utf-8", errors="replace"))
+                cell = int(data["cell"])
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            text = {key: data.get(key) if isinstance(data.get(key), str) else None for key in ("ename", "evalue")}
+            cells[cell] = CellOutcome(status=str(data.get("status")), ename=text["ename"], evalue=text["evalue"],
+                                      records=data.get("records") if isinstance(data.get("records"), list) else [],
+                                      reason=str(data.get("reason", "")))
     return cells
 
 
@@ -132,7 +151,6 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
     spec = sandbox.SandboxSpec(ipc_dir=str(ipc), read_only=list(settings.read_only), env=dict(settings.env),
                                limits=settings.limits, uid=uid, sandboxed=settings.sandboxed,
                                devices=list(settings.devices))
-    spec.write(workdir / "sandbox.json")
     sandbox.write_kernel_spec(workdir / "jupyter", workdir / "sandbox.json", spec.env)
     results = workdir / "results.jsonl"
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "JUPYTER_"))}
@@ -146,8 +164,21 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
     if os.name == "posix":  # IPC sockets (a sandboxed kernel has no network); Windows has only TCP
         command.append(f"--grading-ipc={ipc}")
     output = bytearray()
+    group = None
+    if settings.budgeted and sys.platform.startswith("linux"):
+        group, why = budget.create(f"{slot}-{workdir.name}", budget.Budget(
+            memory=settings.limits.memory, cpus=settings.cpus, tasks=settings.limits.processes))
+        if group is None:
+            output.extend(f"[grader] no cgroup for this run ({why}): per-process limits only\n".encode())
+    spec.budgeted = group is not None
+    spec.write(workdir / "sandbox.json")
     process = subprocess.Popen(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=os.name == "posix")
+    if group is not None:
+        try:
+            group.add(process.pid)
+        except OSError as error:
+            output.extend(f"[grader] could not enter the run's cgroup ({error})\n".encode())
     try:
         import resource
 
@@ -167,6 +198,10 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
         except ProcessLookupError:
             pass
         process.wait()
+        peak = None
+        if group is not None:
+            peak = group.peak_memory()
+            group.remove()
         reader.join(timeout=10)
     if uid is not None:  # the sandbox's PID namespace ends with its parent; make sure, and say so if not
         deadline = time.monotonic() + 10
@@ -183,4 +218,4 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
         log += "\n[grader] output truncated\n"
     if stopped:
         log += f"\n[grader] {stopped}\n"
-    return NotebookRun(_results(results), log, stopped)
+    return NotebookRun(_results(results), log, stopped, peak)

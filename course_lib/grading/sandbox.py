@@ -14,7 +14,13 @@ folder read-only, its own ``/tmp`` and home (small tmpfs), and the folder of its
 the solutions, other submissions, the output folder or anyone's home). It has no network (its own empty network
 namespace: the grader reaches it over IPC sockets), its own PID namespace (it sees and signals only its own
 processes, and all of them are killed when its PID 1 ends, which ``--die-with-parent`` ties to nbval's run),
-and limits on address space, processes, file size and open files.
+and limits on processes, file size and open files. It cannot make namespaces of its own (a seccomp filter refuses
+``unshare``, ``clone`` and ``setns`` with ``CLONE_NEWUSER``, and ``clone3``, so no nested user namespace can mount a
+``tmpfs`` outside the memory budget) and cannot watch files (``inotify`` and ``fanotify`` are refused: a watch on
+the shared read-only folders would see other sandboxes open their files). Its memory, CPU and tasks are budgeted
+for the whole run by the cgroup the grader put it in (`course_lib.grading.budget`); where no cgroup can be made,
+each process gets ``Limits.memory`` of address space instead. Its kernel is the first victim of any
+out-of-memory kill (``oom_score_adj`` 1000).
 
 Without bubblewrap (macOS, Windows, no user namespaces) `available` says why; ``course-grade`` then refuses
 unless ``--no-sandbox`` is given, and the kernel runs with the same limits (where the OS has them) and a clean
@@ -40,7 +46,7 @@ GiB, MiB = 1 << 30, 1 << 20
 class Limits:
     """What one submission's kernel may use."""
 
-    memory: int = 8 * GiB  # address space of each process (torch alone maps about 4 GiB of it)
+    memory: int = 4 * GiB  # memory of the whole run (its cgroup); without a cgroup: address space per process
     processes: int = 512  # tasks (threads included) of the sandbox's user
     file_size: int = 256 * MiB  # largest file it may write
     open_files: int = 1024
@@ -63,6 +69,7 @@ class SandboxSpec:
     uid: int | None = None  # when the grader runs as root: the unprivileged user the kernel runs as
     sandboxed: bool = True
     devices: list[str] = field(default_factory=list)  # device nodes to pass through (a GPU)
+    budgeted: bool = False  # the run is in a cgroup that budgets its memory (then no per-process address space limit)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -130,17 +137,24 @@ def _tasks_of(uid: int) -> int:
     return count
 
 
-def apply_limits(limits: Limits, own_user: bool) -> None:
+def apply_limits(limits: Limits, own_user: bool, budgeted: bool = False) -> None:
     """Set the resource limits of this process (inherited by everything it execs and starts).
 
     RLIMIT_NPROC counts the tasks of the real user: with a user of its own (``own_user``) the sandbox gets the
-    whole budget; sharing the grader's user, it gets the budget on top of what that user already runs.
+    whole budget; sharing the grader's user, it gets the budget on top of what that user already runs. The
+    address space is limited only when no cgroup budgets the run's memory (``budgeted``): it counts what a process
+    maps, not what it uses. The process becomes the first choice of the out-of-memory killer.
     """
     import resource
 
     processes = limits.processes if own_user else _tasks_of(os.getuid()) + limits.processes
-    for name, value in (("RLIMIT_AS", limits.memory), ("RLIMIT_FSIZE", limits.file_size),
-                        ("RLIMIT_NOFILE", limits.open_files), ("RLIMIT_CORE", 0), ("RLIMIT_NPROC", processes)):
+    chosen = [("RLIMIT_FSIZE", limits.file_size), ("RLIMIT_NOFILE", limits.open_files), ("RLIMIT_CORE", 0),
+              ("RLIMIT_NPROC", processes)] + ([] if budgeted else [("RLIMIT_AS", limits.memory)])
+    try:
+        Path("/proc/self/oom_score_adj").write_text("1000\n")
+    except OSError:
+        pass
+    for name, value in chosen:
         which = getattr(resource, name, None)
         if which is None:
             continue
@@ -196,7 +210,7 @@ def launch_kernel(spec_path: str, connection_file: str) -> None:
         os.chown(ipc, spec.uid, spec.uid)
         os.chown(inside, spec.uid, spec.uid)
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", str(inside)]
-    apply_limits(spec.limits, own_user=spec.uid is not None)
+    apply_limits(spec.limits, own_user=spec.uid is not None, budgeted=spec.budgeted)
     if spec.sandboxed:
         command = bwrap_command(spec, str(inside), kernel)
         os.execv(command[0], command)
@@ -207,8 +221,93 @@ def launch_kernel(spec_path: str, connection_file: str) -> None:
     os.execve(kernel[0], kernel, env)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The seccomp filter: no namespaces of the sandbox's own, no file watches
+# ----------------------------------------------------------------------------------------------------------
+
+# Per architecture: the audit tag, then the numbers of clone, unshare, setns, clone3 and the watch calls.
+SYSCALLS = {
+    "x86_64": (0xC000003E, {"clone": 56, "unshare": 272, "setns": 308, "clone3": 435},
+               (253, 294, 300)),  # inotify_init, inotify_init1, fanotify_init
+    "aarch64": (0xC00000B7, {"clone": 220, "unshare": 97, "setns": 268, "clone3": 435}, (26, 262)),
+}
+CLONE_NEWUSER = 0x10000000
+EPERM, ENOSYS = 1, 38
+_LOAD, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ/JGE/JSET|K, BPF_RET|K
+_ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
+
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
+    """The classic-BPF program (code, jt, jf, k) run on every system call of the sandbox:
+
+        a call of another architecture (32-bit or x32 entry points)       → EPERM
+        clone or unshare with CLONE_NEWUSER in its flags (argument 0)      → EPERM
+        setns                                                              → EPERM
+        clone3 (its flags are in memory a filter cannot read)              → ENOSYS: the C library falls back to clone
+        inotify_init, inotify_init1, fanotify_init                         → ENOSYS
+        anything else                                                      → allowed
+    """
+    arch, numbers, watches = SYSCALLS[machine]
+    program, jumps = [], []  # jumps: (index, field, label) resolved below
+
+    def add(code, k, jt=0, jf=0):
+        for which, target in (("jt", jt), ("jf", jf)):
+            if isinstance(target, str):
+                jumps.append((len(program), which, target))
+        program.append([code, 0 if isinstance(jt, str) else jt, 0 if isinstance(jf, str) else jf, k])
+
+    labels = {}
+    add(_LOAD, 4)  # seccomp_data.arch
+    add(_JEQ, arch, jt=1)
+    add(_RET, _ERRNO | EPERM)
+    add(_LOAD, 0)  # seccomp_data.nr
+    add(_JGE, 0x40000000, jt="eperm")  # the x32 ABI's numbers on x86_64 (none on aarch64)
+    add(_JEQ, numbers["clone"], jt="flags")
+    add(_JEQ, numbers["unshare"], jt="flags")
+    add(_JEQ, numbers["setns"], jt="eperm")
+    add(_JEQ, numbers["clone3"], jt="enosys")
+    for number in watches:
+        add(_JEQ, number, jt="enosys")
+    add(_RET, _ALLOW)
+    labels["flags"] = len(program)
+    add(_LOAD, 16)  # the low 32 bits of seccomp_data.args[0] (little-endian)
+    add(_JSET, CLONE_NEWUSER, jt="eperm")
+    add(_RET, _ALLOW)
+    labels["eperm"] = len(program)
+    add(_RET, _ERRNO | EPERM)
+    labels["enosys"] = len(program)
+    add(_RET, _ERRNO | ENOSYS)
+    for index, which, label in jumps:
+        program[index][1 if which == "jt" else 2] = labels[label] - index - 1
+    return [tuple(instruction) for instruction in program]
+
+
+def forbid_namespaces_and_watches(libc) -> bool:
+    """Install `seccomp_program` on this process (inherited by everything it execs and starts); False on an
+    architecture it does not know. Needs no_new_privs set first."""
+    import ctypes
+
+    machine = os.uname().machine
+    if machine not in SYSCALLS:
+        return False
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Instruction))]
+
+    instructions = seccomp_program(machine)
+    array = (Instruction * len(instructions))(*[Instruction(*i) for i in instructions])
+    program = Program(len(instructions), array)
+    if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise SystemExit(f"course-grade sandbox: could not install the seccomp filter (errno {ctypes.get_errno()})")
+    return True
+
+
 def enter(uid: int | None, command: list[str]) -> None:
-    """Inside the sandbox, before any student code: become ``uid`` (root only), forbid gaining privileges, exec."""
+    """Inside the sandbox, before any student code: become ``uid`` (root only), forbid gaining privileges, new
+    namespaces and file watches, exec."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -223,6 +322,7 @@ def enter(uid: int | None, command: list[str]) -> None:
             raise SystemExit("course-grade sandbox: could not drop privileges")
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS: setuid programs gain nothing
         raise SystemExit("course-grade sandbox: could not set no_new_privs")
+    forbid_namespaces_and_watches(libc)
     os.execv(command[0], command)
 
 
