@@ -16,7 +16,15 @@ Everything is written by the grader after the runs, into a folder no sandbox see
 hand in is blank in ``grades.csv`` and counts neither in the total nor in the maximum, which equal the
 feedback's. A written answer not graded yet reads ``pending`` and its points are in the ``pending`` column, not
 lost. A cell of ``grades.csv`` that starts with ``= + - @`` (or a tab or carriage return) is prefixed with an
-apostrophe, so a spreadsheet shows a name instead of running it as a formula.
+apostrophe, so a spreadsheet shows a name instead of running it as a formula; so is a cell that starts with an
+apostrophe itself, so that reading a name back (`restore`) removes exactly what was added.
+
+Every string a student controls (their name) is escaped where it appears in Markdown (`markdown_text`), so that a
+name can neither add a heading nor carry HTML. A student whose feedback cannot be rendered still gets a feedback
+file saying so; the others are not affected.
+
+The outputs are written into a new folder beside ``OUTPUT`` and swapped in only when complete (`swap_in`): a run
+that fails, or is killed, leaves the earlier output as it was.
 
 `merge` joins the outputs of the shards of one batch (``--shard K/N``) into what one run would have written.
 """
@@ -27,6 +35,9 @@ import csv
 import hashlib
 import io
 import json
+import os
+import shutil
+import string
 from pathlib import Path
 
 from course_lib.grading.verdicts import (BY_HAND, FAILED, GRADED_BY_HAND, NOT_GRADABLE, PASSED, ExerciseResult, Part,
@@ -40,8 +51,28 @@ MARKS = {PASSED: "passed", FAILED: "failed", NOT_GRADABLE: "not gradable", BY_HA
 
 
 def neutralize(cell: str) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP's CSV-injection rule)."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP's CSV-injection rule); a cell that starts
+    with an apostrophe gets one too, so that `restore` can tell an added apostrophe from a name's own."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else cell
+
+
+def restore(cell: str) -> str:
+    """The text `neutralize` was given: ``restore(neutralize(x)) == x`` for every ``x``."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown literally in Markdown: every ASCII punctuation character backslash-escaped (no heading, link,
+    emphasis or HTML tag can start), line breaks and other control characters written as escapes."""
+    out = []
+    for character in text:
+        if character in string.punctuation:
+            out.append("\\" + character)
+        elif not character.isprintable():
+            out.append(repr(character)[1:-1].replace("\\", "\\\\"))
+        else:
+            out.append(character)
+    return "".join(out)
 
 
 def _number(x: float) -> str:
@@ -75,9 +106,12 @@ def grades_table(results: list[ExerciseResult], parts: dict[str, list[Part]], st
     return _csv(rows)
 
 
-def feedback_text(student: str, results: list[ExerciseResult]) -> str:
-    """A student's feedback in Markdown: only the grader's and the instructor's words."""
-    lines = [f"# Feedback for {student}", ""]
+def feedback_text(student: str, results: list[ExerciseResult], original: str | None = None) -> str:
+    """A student's feedback in Markdown: only the grader's and the instructor's words (and the student's name,
+    escaped; ``original`` is the submitted name when the identifier differs from it)."""
+    lines = [f"# Feedback for {markdown_text(student)}", ""]
+    if original is not None:
+        lines += [f"(submitted as {markdown_text(original)})", ""]
     for result in sorted(results, key=lambda r: r.exercise):
         pending = f" ({_number(result.pending)} more to be graded by hand)" if result.pending else ""
         lines += [f"## {result.exercise}: {_number(result.total)} / {_number(result.maximum)} points{pending}", ""]
@@ -122,7 +156,7 @@ def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) ->
             verdict = next((pr for pr in result.results if pr.part.column == part.column), None)
             if verdict is None:
                 continue
-            review += [f"### {result.student}", ""]
+            review += [f"### {markdown_text(result.student)}", ""]
             if verdict.status in (BY_HAND, GRADED_BY_HAND):
                 review += [_fenced(verdict.answer), ""]
                 given = "" if verdict.status == BY_HAND else _number(verdict.given)
@@ -180,9 +214,7 @@ def read_manual_scores(path: Path) -> dict[tuple[str, str, str], tuple[float, st
             points = float(row["points"])
         except ValueError:
             raise ValueError(f"{path} line {number}: points must be a number, got {row['points']!r}") from None
-        student = row["student"][1:] if row["student"].startswith("'") else row["student"]
-        comment = row.get("comment") or ""
-        scores[(student, row["exercise"], row["part"])] = (points, comment[1:] if comment.startswith("'") else comment)
+        scores[(restore(row["student"]), row["exercise"], row["part"])] = (points, restore(row.get("comment") or ""))
     return scores
 
 
@@ -229,40 +261,76 @@ def previous_run(output: Path, inputs: dict) -> tuple[dict, dict[str, bytes]] | 
 
 
 def prepare_output(output: Path) -> None:
-    """Make ``output`` ready: created if absent; if it exists it must be empty or hold an earlier course-grade
-    output, whose files (listed in its manifest) are removed. Nothing else in it is ever deleted."""
+    """Check that ``output`` may be replaced: absent, an empty folder, or an earlier course-grade output that holds
+    only the files its manifest lists (and their folders). Nothing is deleted here; see `swap_in`."""
     if output.is_symlink() or (output.exists() and not output.is_dir()):
         raise ValueError(f"output {output} exists and is not a folder")
-    output.mkdir(parents=True, exist_ok=True)
-    if not any(output.iterdir()):
+    if not output.exists() or not any(output.iterdir()):
         return
     listed = _listed(output)
     if listed is None:
         raise ValueError(f"output folder {output} is not empty and holds no course-grade manifest: "
                          "choose an empty or new folder")
-    for name in [*listed["files"], *listed["logs"]]:
-        target = output / name
-        if target.resolve().is_relative_to(output.resolve()) and target.is_file() and not target.is_symlink():
-            target.unlink()
-    (output / MANIFEST).unlink()
+    known = {MANIFEST, *listed["files"], *listed["logs"]}
+    for path in sorted(output.rglob("*")):
+        name = path.relative_to(output).as_posix()
+        if path.is_symlink() or (not path.is_dir() and name not in known):
+            raise ValueError(f"output folder {output} holds {name}, which no course-grade run wrote: move it away "
+                             "or choose another folder")
+
+
+def swap_in(staged: Path, output: Path) -> None:
+    """Put the complete new output ``staged`` (a folder beside ``output``) in the place of ``output``: the earlier
+    output is renamed aside, the new one renamed in, and only then the earlier one deleted."""
+    aside = output.with_name(f".{output.name}.old-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)
+    if output.exists():
+        os.rename(output, aside)
+    os.rename(staged, output)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def staging_folder(output: Path) -> Path:
+    """A new, empty folder beside ``output`` (the same file system, so that `swap_in` only renames)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staged = output.with_name(f".{output.name}.new-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    return staged
+
+
+def _feedback_file(student: str, results: list[ExerciseResult], original: str | None) -> bytes:
+    """A student's feedback; if rendering it fails, a feedback that says so (the batch goes on)."""
+    try:
+        return feedback_text(student, results, original).encode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - one student's data must not stop the batch
+        return (f"# Feedback for {markdown_text(student)}\n\nYour feedback could not be written; your instructor has "
+                "the details.\n").encode("utf-8", "replace")
 
 
 def write_outputs(output: Path, results: list[ExerciseResult], parts: dict[str, list[Part]], students: list[str],
                   logs: dict[str, bytes], manifest: dict) -> dict:
-    """Write every output file into ``output`` (already prepared); ``logs`` maps file names (``logs/…``,
-    ``solution-logs/…``) to their bytes. Return the manifest written."""
-    files: dict[str, bytes] = {"grades.csv": grades_table(results, parts, students).encode("utf-8"),
+    """Write every output file into a new folder and swap it in for ``output`` (checked by `prepare_output`);
+    ``logs`` maps file names (``logs/…``, ``solution-logs/…``) to their bytes. Return the manifest written."""
+    renamed = manifest.get("renamed") or {}
+    files: dict[str, bytes] = {"grades.csv": grades_table(results, parts, students).encode("utf-8", "replace"),
                                RESULTS: (json.dumps(results_data(results, parts), indent=1, sort_keys=True) + "\n")
                                .encode("utf-8"), **manual_files(results, parts)}
     for student in students:
-        files[f"feedback/{student}.md"] = feedback_text(student, [r for r in results if r.student == student]).encode()
-    for name, data in {**files, **logs}.items():
-        path = output / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    manifest = dict(manifest, format=FORMAT, files={n: sha256(d) for n, d in sorted(files.items())},
-                    logs={n: sha256(d) for n, d in sorted(logs.items())})
-    (output / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        files[f"feedback/{student}.md"] = _feedback_file(student, [r for r in results if r.student == student],
+                                                         renamed.get(student))
+    staged = staging_folder(output)
+    try:
+        for name, data in {**files, **logs}.items():
+            path = staged / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        manifest = dict(manifest, format=FORMAT, files={n: sha256(d) for n, d in sorted(files.items())},
+                        logs={n: sha256(d) for n, d in sorted(logs.items())})
+        (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        swap_in(staged, output)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return manifest
 
 
@@ -271,9 +339,10 @@ def student_logs(results: list[ExerciseResult], students: list[str], solution_lo
     logs = {}
     for student in students:
         mine = sorted((r for r in results if r.student == student), key=lambda r: r.exercise)
-        logs[f"logs/{student}.log"] = "".join(f"===== {r.exercise} =====\n{r.log}\n" for r in mine).encode("utf-8")
+        logs[f"logs/{student}.log"] = "".join(f"===== {r.exercise} =====\n{r.log}\n" for r in mine).encode(
+            "utf-8", "replace")
     for exercise, log in solution_logs.items():
-        logs[f"solution-logs/{exercise}.log"] = log.encode("utf-8")
+        logs[f"solution-logs/{exercise}.log"] = log.encode("utf-8", "replace")
     return logs
 
 
@@ -292,7 +361,7 @@ def merge(shards: list[Path], output: Path) -> dict:
     indices = sorted(m["shard"]["index"] for m in manifests)
     if indices != list(range(1, count + 1)):
         raise ValueError(f"merging needs each of the {count} shards exactly once, got shards {indices}")
-    same = ("solutions", "settings", "sandboxed", "sandbox", "all_students", "ignored", "format")
+    same = ("solutions", "settings", "sandboxed", "sandbox", "budget", "all_students", "ignored", "renamed", "format")
     for key in same:
         if len({json.dumps(m.get(key), sort_keys=True) for m in manifests}) != 1:
             raise ValueError(f"the shards were not made from the same batch: their {key} differ")
@@ -308,7 +377,7 @@ def merge(shards: list[Path], output: Path) -> dict:
         results += shard_results
         logs.update({name: (folder / name).read_bytes() for name in listed["logs"]})
     prepare_output(output)
-    merged = {key: manifests[0][key] for key in same if key != "format"}
+    merged = {key: manifests[0].get(key) for key in same if key != "format"}
     merged.update(students=students, shard=None,
                   submissions=dict(sorted(kv for m in manifests for kv in m["submissions"].items())))
     return write_outputs(output, results, parts, students, logs, merged)
