@@ -12,7 +12,7 @@ from course_lib.grading import evidence
 from course_lib.grading.runner import CellOutcome
 from course_lib.grading.verdicts import (BY_HAND, FAILED, GRADED_BY_HAND, NOT_GRADABLE, PASSED, ExerciseResult, Part,
                                          PartResult, check_record, exercise_parts, grade_by_hand, hidden_lines, judge,
-                                         reference_records, ungraded_note, visible_messages, written_answer)
+                                         reference_records, ungraded_notes, visible_messages, written_answer)
 
 HIDDEN = "### BEGIN HIDDEN TESTS\nexpect('a', f(2), reference=g(2), message='m')\n### END HIDDEN TESTS"
 PART = Part("01_x", "p", 2.0, f'assert ok, "visible message"\n{HIDDEN}', ("p-answer",), frozenset({"visible message"}))
@@ -273,14 +273,22 @@ def test_points_given_by_hand_may_be_anything_from_zero_to_the_parts_points():
             grade_by_hand(PartResult(WRITTEN, BY_HAND), points, "")
 
 
-def test_an_ungraded_cell_gets_a_note_only_when_it_stopped_or_was_cut_short():
-    assert ungraded_note(4, CellOutcome("timeout"), 30) == \
-        "code cell 5 (not graded) exceeded the time limit of 30 s and was interrupted"
-    assert ungraded_note(4, CellOutcome("error", ename="ValueError"), 30) == "code cell 5 (not graded) raised ValueError"
+def test_ungraded_cells_get_a_note_only_when_they_stopped_or_were_cut_short():
     cut = "the time limit of the notebook was reached while this cell ran"
-    assert ungraded_note(4, CellOutcome("not run", reason=cut), 30) == f"code cell 5 (not graded): {cut}"
-    assert ungraded_note(4, CellOutcome("not run", reason="an earlier cell stopped the kernel"), 30) is None
-    assert ungraded_note(4, CellOutcome("ran", reason=cut), 30) is None
+    assert ungraded_notes([(4, CellOutcome("timeout"))], 30) == [
+        "1 code cell(s) that are not graded exceeded the time limit of 30 s and were interrupted; the first is code "
+        "cell 5"]
+    assert ungraded_notes([(4, CellOutcome("error", ename="ValueError"))], 30) == [
+        "1 code cell(s) that are not graded raised an exception; the first is code cell 5"]
+    assert ungraded_notes([(4, CellOutcome("not run", reason=cut))], 30) == [
+        "1 code cell(s) that are not graded were cut short while they ran (the kernel died, or the notebook's time "
+        "limit came); the first is code cell 5"]
+    assert ungraded_notes([(4, CellOutcome("not run", reason="an earlier cell stopped the kernel"))], 30) == []
+    assert ungraded_notes([(4, CellOutcome("ran", reason=cut))], 30) == []
+    many = [(i, CellOutcome("error")) for i in range(9, 20)]
+    assert ungraded_notes(many[:10], 30)[0].startswith("10 code cell(s)")
+    assert ungraded_notes(many, 30)[0].startswith("more than 10 code cell(s)") and "code cell 10" in \
+        ungraded_notes(many[::-1], 30)[0]
 
 
 def test_an_exercises_notes_are_kept_once_each_in_order():

@@ -12,9 +12,16 @@
    table, the feedback, the logs and the manifest (`course_lib.grading.reports`).
 
 A submission can only cost its own points: whatever happens while grading it (a crash, a time limit, an error in
-the grader itself) becomes "not gradable" with a reason, and the batch goes on. Only a problem with the
-instructor's side stops the batch (exit status 2): unreadable solutions, a solution that fails its own checks or
-records no evidence, an output folder that is not the grader's, no sandbox without ``--no-sandbox``.
+the grader itself while running, reading, comparing or reporting it) becomes "not gradable" with a reason, the
+traceback goes to the instructor's log, and the batch goes on. Only a problem with the instructor's side stops the
+batch (exit status 2): unreadable solutions, a solution that fails its own checks or records no evidence, an
+output folder that is not the grader's, no sandbox without ``--no-sandbox``.
+
+The grader's own memory does not grow with the submissions: each submission's bytes go to a copy in the grader's
+private folder, each run's records are judged as soon as the run ends and then dropped (only the verdicts stay),
+and a notebook is parsed only when its JSON holds at most `MAX_CONTAINERS` lists and objects. The private folder
+is ``course-grade-<pid>-…`` in the temporary folder; a run that finds one whose grader no longer runs (it was
+killed) removes it, and the cgroups it left (`course_lib.grading.budget.remove_stale`).
 """
 
 from __future__ import annotations
@@ -32,13 +39,16 @@ from pathlib import Path
 import nbformat
 
 import course_lib
-from course_lib.grading import evidence, reports, runner, sandbox
+from course_lib.grading import budget, evidence, reports, runner, sandbox
 from course_lib.grading.submissions import Collection, Submission, collect, read_regular_file, shard
 from course_lib.grading.verdicts import (NOT_GRADABLE, ExerciseResult, Part, PartResult, exercise_parts, judge,
-                                         reference_records, ungraded_note, written_answer)
+                                         reference_records, ungraded_notes, written_answer)
 
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/proc", "/dev")
 GRADER_ATTEMPTS = 2  # a notebook the grader itself fails on (not the student's code) is run once more
+MAX_CONTAINERS = 2_000_000  # "[" and "{" bytes a notebook may hold before it is parsed (each list costs ~60 bytes)
+MAX_NOTES = 8  # notes per exercise in a student's feedback
+PRIVATE_PREFIX = "course-grade-"
 
 
 @dataclass
@@ -58,6 +68,7 @@ class Batch:
     collection: Collection = field(default_factory=Collection)
     students: list[str] = field(default_factory=list)
     remarks: list[str] = field(default_factory=list)  # for the instructor: duplicated check cells, changed files
+    budget: str = ""  # the resources each run was given (the manifest's "budget")
 
 
 def load_exercises(solutions: Path) -> dict[str, Exercise]:
@@ -134,26 +145,50 @@ def reference_of(exercise: Exercise, run: runner.NotebookRun) -> dict[str, list[
             for part in exercise.parts if not part.manual}
 
 
-def grade_submission(submission: Submission, exercise: Exercise, workdir: Path,
-                     settings: runner.RunSettings, slot: int) -> tuple[ExerciseResult, object]:
-    """Run one submission; return its result with the part verdicts still to be made, and what judging needs."""
+def read_notebook(data: bytes) -> nbformat.NotebookNode:
+    """A submission's notebook from its bytes; a ValueError when it holds more than `MAX_CONTAINERS` lists and
+    objects (parsing 16 million empty lists takes gigabytes), or anything else that makes it unreadable."""
+    if data.count(b"[") + data.count(b"{") > MAX_CONTAINERS:
+        raise ValueError(f"more than {MAX_CONTAINERS} lists and objects")
+    notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+    if not isinstance(notebook.get("cells"), list) or not all(isinstance(c, dict) for c in notebook.cells):
+        raise ValueError("no list of cells")
+    return notebook
+
+
+def grade_submission(submission: Submission, exercise: Exercise, reference: dict[str, list[dict]], workdir: Path,
+                     settings: runner.RunSettings, slot: int, remarks: list[str]) -> ExerciseResult:
+    """Run one submission and judge it: its verdicts (the run's records are dropped once they are judged)."""
     result = ExerciseResult(submission.student, submission.exercise)
     if submission.refused:
         result.results = [PartResult(p, NOT_GRADABLE, submission.refused) for p in exercise.parts]
-        return result, None
+        return result
     try:
-        notebook = nbformat.reads(submission.content.decode("utf-8"), as_version=4)
-        _code_cells(notebook)
+        notebook = read_notebook(submission.data())
     except Exception as error:  # any malformed file: the student's parts, never the batch
         reason = f"not a readable notebook ({error.__class__.__name__})"
         result.results = [PartResult(p, NOT_GRADABLE, reason) for p in exercise.parts]
-        return result, None
+        return result
     # The instructor's check cells, with their expected values withheld: only the solution's run computes them.
     runner.graded_copy(notebook, {p.part_id: evidence.mark_visible_end(evidence.withhold_references(p.test_source))
                                   for p in exercise.parts if not p.manual})
     run = runner.run_notebook(notebook, workdir, settings, slot)
     result.log = run.log
-    return result, (notebook, run)
+    judged(result, exercise, reference, notebook, run, settings, remarks)
+    return result
+
+
+def judged(result: ExerciseResult, exercise: Exercise, reference: dict[str, list[dict]], notebook, run,
+           settings: runner.RunSettings, remarks: list[str]) -> None:
+    """`decide`, with anything that goes wrong while judging one submission (a value no comparison foresaw, a
+    broken cell) turned into "not gradable" for that student, the traceback in the instructor's log."""
+    try:
+        decide(result, exercise, reference, notebook, run, settings, remarks)
+    except Exception:  # noqa: BLE001 - one submission's data must never stop the batch
+        result.log += f"\n[grader] judging this submission failed:\n{traceback.format_exc()}"
+        result.results = [PartResult(p, NOT_GRADABLE, "the grader could not judge this submission (an internal "
+                                     "error, in the instructor's log)") for p in exercise.parts]
+        result.notes = []
 
 
 def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list[dict]], notebook, run,
@@ -175,10 +210,10 @@ def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list
         chosen = after[0] if after else copies[-1]
         graded.add(chosen)
         if len(copies) > 1:
-            others = ", ".join(str(i + 1) for i in copies if i != chosen)
+            count = str(len(copies)) if len(copies) <= 10 else "more than 10"
             which = "the copy after your answer" if after else "the last copy"
-            result.note(f"the check cell '{part.part_id}' appears {len(copies)} times; {which} "
-                        f"(code cell {chosen + 1}) was graded, not code cell(s) {others}")
+            result.note(f"the check cell '{part.part_id}' appears {count} times; {which} (code cell {chosen + 1}) "
+                        "was graded")
             remarks.append(f"{result.student} {result.exercise}: check cell '{part.part_id}' appears {len(copies)} "
                            f"times; graded code cell {chosen + 1}")
         outcome = run.cells.get(chosen)
@@ -186,66 +221,64 @@ def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list
         if outcome is None and run.stopped:
             verdict.message = f"not run: {run.stopped}"
         result.results.append(verdict)
-    for index, outcome in sorted(run.cells.items()):
-        if index not in graded:
-            note = ungraded_note(index, outcome, settings.cell_timeout)
-            if note:
-                result.note(note)
+    for note in ungraded_notes([(i, o) for i, o in run.cells.items() if i not in graded], settings.cell_timeout):
+        result.note(note)
     if run.stopped:
         result.note(run.stopped)
+    del result.notes[MAX_NOTES:]
 
 
 def run_batch(exercises: dict[str, Exercise], chosen: list[Submission], settings: runner.RunSettings, workers: int,
               private: Path, remarks: list[str]) -> tuple[list[ExerciseResult], dict[str, str]]:
-    """Run each needed solution once and every submission, ``workers`` at a time; return the verdicts and the
-    solutions' logs. A ValueError when a solution cannot serve as the reference."""
+    """Run each needed solution once, then every submission, ``workers`` at a time, each judged as soon as its run
+    ends; return the verdicts and the solutions' logs. A ValueError when a solution cannot serve as the reference."""
     needed = sorted({s.exercise for s in chosen if not s.refused})
-    jobs = [("solution", name) for name in needed] + [("submission", s) for s in chosen]
+    references: dict[str, dict[str, list[dict]]] = {}
 
-    def work(slot_and_job):
-        """One job's outcome, or, when the grader itself fails on it twice, the two tracebacks (a text)."""
-        slot, (kind, item) = slot_and_job
+    def attempts(slot: int, job) -> object:
+        """``job(workdir)``, or, when the grader itself fails on it twice, the two tracebacks (a text)."""
         failures = []
         for attempt in range(GRADER_ATTEMPTS):
             workdir = private / f"run{slot}-{attempt}"
             try:
-                if kind == "solution":
-                    return run_solution(exercises[item], workdir, settings, slot)
-                return grade_submission(item, exercises[item.exercise], workdir, settings, slot)
+                return job(workdir)
             except Exception:  # the grader's own failure on one notebook: tried again, then that notebook's parts
                 failures.append(f"[grader] attempt {attempt + 1} failed:\n{traceback.format_exc()}")
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
         return "\n".join(failures)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(work, enumerate(jobs)))
-    solution_logs, references = {}, {}
-    for (kind, item), outcome in zip(jobs, outcomes):
-        if kind != "solution":
-            continue
-        if isinstance(outcome, str):
-            raise ValueError(f"the solution {item} could not be run:\n{outcome}")
-        solution_logs[item] = outcome.log
-        try:
-            references[item] = reference_of(exercises[item], outcome)
-        except ValueError as error:
-            raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
-    results, graded_pairs = [], set()
-    for (kind, item), outcome in zip(jobs, outcomes):
-        if kind != "submission" or (item.student, item.exercise) in graded_pairs:
-            continue  # two refused entries of one student's exercise make one result
-        graded_pairs.add((item.student, item.exercise))
+    def solution(slot_and_name):
+        slot, name = slot_and_name
+        return attempts(slot, lambda workdir: run_solution(exercises[name], workdir, settings, slot))
+
+    def submission(slot_and_item):
+        slot, item = slot_and_item
         exercise = exercises[item.exercise]
+        outcome = attempts(slot, lambda workdir: grade_submission(
+            item, exercise, references.get(item.exercise, {}), workdir, settings, slot, remarks))
         if isinstance(outcome, str):
-            result = ExerciseResult(item.student, item.exercise, log=outcome)
-            result.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
-                                         "error, in the instructor's log)") for p in exercise.parts]
-        else:
-            result, ran = outcome
-            if ran is not None:
-                decide(result, exercise, references[item.exercise], *ran, settings, remarks)
-        results.append(result)
+            outcome = ExerciseResult(item.student, item.exercise, log=outcome)
+            outcome.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
+                                          "error, in the instructor's log)") for p in exercise.parts]
+        return outcome
+
+    solution_logs = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for name, outcome in zip(needed, pool.map(solution, enumerate(needed))):
+            if isinstance(outcome, str):
+                raise ValueError(f"the solution {name} could not be run:\n{outcome}")
+            solution_logs[name] = outcome.log
+            try:
+                references[name] = reference_of(exercises[name], outcome)
+            except ValueError as error:
+                raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
+        unique, seen = [], set()
+        for item in chosen:
+            if (item.student, item.exercise) not in seen:  # two refused entries of one student's exercise: one result
+                seen.add((item.student, item.exercise))
+                unique.append(item)
+        results = list(pool.map(submission, enumerate(unique, start=len(needed))))
     return results, solution_logs
 
 
@@ -270,22 +303,77 @@ def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
     for folder, name in ((submissions, "submissions"), (solutions, "solutions")):
         if folder.is_dir() and _inside(output, folder):
             raise ValueError(f"the output folder {output} must not be inside the {name} folder")
-    found = collect(submissions, sorted(exercises))
+    base = settings or runner.RunSettings()
+    clean_stale_runs()
+    private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
+    try:
+        found = collect(submissions, sorted(exercises), copies=private / "submissions")
+        return _grade_collected(found, exercises, solutions, submissions, output, workers, base, threads, device,
+                                shard_spec, sandboxed, manual, scores, private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def run_budget(limits: sandbox.Limits, workers: int, threads: int) -> tuple[sandbox.Limits, float, str]:
+    """Each run's limits with its memory fitted to the grader's job limit (`course_lib.grading.budget`), its CPU
+    quota, and a description of the budget for the manifest."""
+    job = budget.memory_limit()
+    memory = budget.fit_memory(limits.memory, workers, job)
+    cpus = float(threads + 1)  # the kernel's torch threads, and one for nbval and the kernel's own threads
+    fitted = sandbox.Limits(memory=memory, processes=limits.processes, file_size=limits.file_size,
+                            open_files=limits.open_files, tmp_size=limits.tmp_size)
+    probe, why = budget.create("probe", budget.Budget(memory=memory, cpus=cpus, tasks=limits.processes))
+    if probe is None:
+        return fitted, cpus, f"per-process limits only ({why}): {memory / sandbox.GiB:g} GiB of address space each"
+    probe.remove()
+    shrunk = f", fitted to the job's limit of {job / sandbox.GiB:.3g} GiB" if memory < limits.memory else ""
+    return fitted, cpus, (f"{why} per run: {memory / sandbox.GiB:.3g} GiB of memory{shrunk}, {cpus:g} cores, "
+                          f"{limits.processes} tasks")
+
+
+def clean_stale_runs() -> list[str]:
+    """Remove what graders that were killed left behind: their private folders (whose grader's pid no longer
+    runs) and their cgroups; return what was removed."""
+    removed = budget.remove_stale()
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        pid = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _grade_collected(found: Collection, exercises: dict[str, Exercise], solutions: Path, submissions: Path,
+                     output: Path, workers: int, base: runner.RunSettings, threads: int, device: str,
+                     shard_spec: tuple[int, int], sandboxed: bool, manual: Path | None, scores: dict,
+                     private: Path) -> Batch:
     students = shard(found.students, *shard_spec) if found.students else []
     chosen = [s for s in found.submissions if s.student in set(students)]
-    base = settings or runner.RunSettings()
+    limits, cpus, described = run_budget(base.limits, workers, threads)
     inputs = {
         "sandboxed": sandboxed, "sandbox": "bubblewrap" if sandboxed else "none: graded with --no-sandbox",
         "settings": {"cell_timeout": base.cell_timeout, "timeout": base.timeout, "threads": threads,
                      "device": device, "scale": "quick", "limits": vars(base.limits)},
+        "budget": described,
         "solutions": {name: exercises[name].sha256 for name in sorted(exercises)},
-        "all_students": found.students, "students": students, "ignored": found.ignored,
-        "submissions": {s.label: (reports.sha256(s.content) if s.content is not None else f"refused: {s.refused}")
+        "all_students": found.students, "students": students, "ignored": found.ignored, "renamed": found.renamed,
+        "submissions": {s.label: (s.digest if not s.refused else f"refused: {s.refused}")
                         for s in sorted(chosen, key=lambda s: s.label)},
         "shard": None if shard_spec == (1, 1) else {"index": shard_spec[0], "count": shard_spec[1]},
     }
     parts = {name: e.parts for name, e in exercises.items()}
-    batch = Batch(sandboxed=sandboxed, collection=found, students=students)
+    batch = Batch(sandboxed=sandboxed, collection=found, students=students, budget=described)
+    batch.remarks += found.flagged
     earlier = reports.previous_run(output, inputs) if manual is not None else None
     if earlier is not None:
         batch.results = reports.load_results(earlier[0], parts)[0]
@@ -294,24 +382,24 @@ def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
                              "and settings); only the hand-graded points were added")
     reports.prepare_output(output)
     if earlier is None:
-        private = Path(tempfile.mkdtemp(prefix="course-grade-"))
-        try:
-            data = _data_dir()
-            settings = runner.RunSettings(
-                cell_timeout=base.cell_timeout, timeout=base.timeout, sandboxed=sandboxed, limits=base.limits,
-                env=tuple(kernel_environment(threads, device, data).items()),
-                read_only=tuple(visible_paths(data, [solutions, submissions, output, private])),
-                devices=tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*"))) if device.startswith("cuda") else ())
-            batch.results, solution_logs = run_batch(exercises, chosen, settings, workers, private, batch.remarks)
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
+        data = _data_dir()
+        settings = runner.RunSettings(
+            cell_timeout=base.cell_timeout, timeout=base.timeout, sandboxed=sandboxed, limits=limits, cpus=cpus,
+            budgeted=base.budgeted, env=tuple(kernel_environment(threads, device, data).items()),
+            read_only=tuple(visible_paths(data, [solutions, submissions, output, private])),
+            devices=tuple(sorted(str(p) for p in Path("/dev").glob("nvidia*"))) if device.startswith("cuda") else ())
+        batch.results, solution_logs = run_batch(exercises, chosen, settings, workers, private, batch.remarks)
         logs = reports.student_logs(batch.results, students, solution_logs)
     unmatched = reports.apply_manual_scores(batch.results, scores)
     if unmatched:
         batch.remarks.append("manual scores that match no written answer (ignored): " + ", ".join(unmatched))
     reports.write_outputs(output, batch.results, parts, students, logs, inputs)
     for s in chosen:  # grading never writes into the submissions: say so loudly if a file changed anyway
-        if s.content is not None and s.path.is_file() and s.path.read_bytes() != s.content:
+        try:
+            changed = not s.refused and s.path.is_file() and reports.sha256(read_regular_file(s.path)) != s.digest
+        except (OSError, ValueError):
+            changed = True
+        if changed:
             batch.remarks.append(f"{s.label} changed on disk while it was graded (graded from the bytes read first)")
     return batch
 
@@ -338,6 +426,8 @@ def summary(batch: Batch) -> str:
         mean = sum(totals[s] / maxima[s] for s in batch.students if maxima[s]) / max(1, len(batch.students))
         lines.append(f"graded {len(batch.students)} student(s), {len(batch.results)} notebook(s)"
                      f"{' in sandboxes' if batch.sandboxed else ''}; mean score {100 * mean:.0f} % of the maximum")
+        if batch.budget:
+            lines.append(f"each run's resources: {batch.budget}")
         pending = sum(r.pending for r in batch.results)
         if pending:
             answers = sum(pr.pending > 0 for r in batch.results for pr in r.results)

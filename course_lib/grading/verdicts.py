@@ -34,6 +34,7 @@ MAX_ANSWER = 20_000  # characters of a written answer kept for the review
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
                                if isinstance(value, type) and issubclass(value, BaseException))
 KINDS = ("value", "raises", "accuracy", "trained")
+NOTE_COUNT_CAP = 10  # counts of cells in notes stop here ("more than 10")
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,33 @@ class PartResult:
         return self.part.points if self.status == BY_HAND else 0.0
 
 
+def cell_text(cell) -> str:
+    """A cell's source as text, whatever the file holds: a string, a list of strings (nbformat's split form), or
+    nothing; characters that UTF-8 cannot encode (lone surrogates) become U+FFFD."""
+    source = cell.get("source") if isinstance(cell, dict) else None
+    if isinstance(source, list):
+        source = "".join(item for item in source if isinstance(item, str))
+    if not isinstance(source, str):
+        return ""
+    return source.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _grade_id_of(cell) -> str | None:
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
+
+
 def written_answer(part: Part, cells) -> PartResult:
     """The verdict on a written answer before the instructor reads it: to be graded by hand, or failed when the
     cell is missing or still holds the exercise's stub."""
-    found = [c for c in cells if c.get("cell_type") == "markdown" and isinstance(c.get("metadata"), dict)
-             and isinstance(c.metadata.get("nbgrader"), dict) and c.metadata.nbgrader.get("grade_id") == part.part_id]
+    found = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "markdown"
+             and _grade_id_of(c) == part.part_id]
     if not found:
         return PartResult(part, NOT_GRADABLE, f"the answer cell '{part.part_id}' is missing (deleted, or its metadata "
                                               "changed)")
-    text = str(found[-1].source).strip()
+    text = cell_text(found[-1]).strip()
     if not text or text == TEXT_STUB:
         return PartResult(part, FAILED, "no answer was written")
     return PartResult(part, BY_HAND, answer=text[:MAX_ANSWER])
@@ -259,7 +278,8 @@ def judge(part: Part, reference: list[dict], outcome: CellOutcome | None, cell_t
     stopped = outcome.status == "error"
     if not failures and not stopped:
         return PartResult(part, PASSED)
-    if stopped and outcome.ename == "AssertionError" and outcome.evalue in part.visible_messages:
+    if stopped and outcome.ename == "AssertionError" and isinstance(outcome.evalue, str) \
+            and outcome.evalue in part.visible_messages:
         return PartResult(part, FAILED, f"a visible check failed: {outcome.evalue}")
     name = outcome.ename if outcome.ename in BUILTIN_EXCEPTIONS else "an exception"
     visible_done = any(isinstance(r, dict) and r.get("key") == evidence.VISIBLE_DONE for r in outcome.records)
@@ -274,16 +294,30 @@ def judge(part: Part, reference: list[dict], outcome: CellOutcome | None, cell_t
     return PartResult(part, FAILED, f"{message} ({reason or 'this check made no record'}{more})")
 
 
-def ungraded_note(index: int, outcome: CellOutcome, cell_timeout: int) -> str | None:
-    """The note about a code cell that is not graded, or None when there is nothing to say."""
-    if outcome.status == "timeout":
-        return f"code cell {index + 1} (not graded) exceeded the time limit of {cell_timeout} s and was interrupted"
-    if outcome.status == "error":
-        name = outcome.ename if outcome.ename in BUILTIN_EXCEPTIONS else "an exception"
-        return f"code cell {index + 1} (not graded) raised {name}"
-    if outcome.status == "not run" and "while this cell ran" in outcome.reason:
-        return f"code cell {index + 1} (not graded): {outcome.reason}"
-    return None
+def ungraded_notes(outcomes: list[tuple[int, CellOutcome]], cell_timeout: int) -> list[str]:
+    """The notes about the code cells that are not graded: for each way a cell can go wrong (an exception, the
+    time limit, the kernel dying), the first such cell and how many there were, counted up to `NOTE_COUNT_CAP`.
+
+    They say nothing else: not which exception (a student who chooses the exception of each of thousands of cells
+    could otherwise spell out anything their kernel saw, the hidden tests included, in their own feedback). So
+    whatever a submission does in ungraded cells, its notes carry a few numbers at most.
+    """
+    kinds = {"error": "raised an exception",
+             "timeout": f"exceeded the time limit of {cell_timeout} s and were interrupted",
+             "died": "were cut short while they ran (the kernel died, or the notebook's time limit came)"}
+    found: dict[str, list[int]] = {kind: [] for kind in kinds}
+    for index, outcome in sorted(outcomes, key=lambda item: item[0]):
+        if outcome.status in ("error", "timeout"):
+            found[outcome.status].append(index)
+        elif outcome.status == "not run" and "while this cell ran" in str(outcome.reason):
+            found["died"].append(index)
+    notes = []
+    for kind, indices in found.items():
+        if indices:
+            count = str(len(indices)) if len(indices) <= NOTE_COUNT_CAP else f"more than {NOTE_COUNT_CAP}"
+            notes.append(f"{count} code cell(s) that are not graded {kinds[kind]}; the first is code cell "
+                         f"{indices[0] + 1}")
+    return notes
 
 
 def hidden_lines(parts: list[Part]) -> set[str]:
