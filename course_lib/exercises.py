@@ -263,7 +263,7 @@ if __name__ == "__main__":
 
 MEASURED_NUMBER = re.compile(r"(?<![\w.=])\d*\.\d+|\d\s*%")  # 0.54, .5, 89 %, 80% (not lr=0.05, not 1e-6)
 QUOTES_THE_SOLUTION = re.compile(r"\bsolution\b", re.IGNORECASE)
-BUILD_RULES = "bc"  # the rules `exercise_text` enforces on every solution (see `hidden_test_problems`)
+BUILD_RULES = "abc"  # the rules `exercise_text` enforces on every solution (see `hidden_test_problems`)
 PUBLIC_LABELS = re.compile(r"heldout|held_out|mnist|test_y", re.IGNORECASE)
 
 

@@ -247,9 +247,8 @@ def test_committed_solutions_pass_the_rules_the_build_enforces(solution):
     assert exercises.notebook_problems(nbformat.read(solution, as_version=4), solution.name, exercises.BUILD_RULES) == []
 
 
-def test_exercise_01_passes_every_rule():
-    solution = ROOT / "solutions" / "01_batch_sgd.ipynb"
-    assert exercises.notebook_problems(nbformat.read(solution, as_version=4), solution.name) == []
+def test_the_build_enforces_every_rule():
+    assert sorted(exercises.BUILD_RULES) == ["a", "b", "c"]
 
 
 def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
@@ -262,3 +261,16 @@ def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
     assert exercises.main(["--solutions", str(solutions), "--exercises", str(out)]) == 2
     error = capsys.readouterr().err
     assert "01_batch_sgd.ipynb, part 'eta-sweep'" in error and "rule b" in error and "message=" in error
+
+
+def test_the_build_refuses_a_helper_bound_as_a_global(tmp_path, capsys):
+    solutions, out = tmp_path / "solutions", tmp_path / "exercises"
+    solutions.mkdir()
+    notebook = nbformat.read(ROOT / "solutions" / "02_momentum_adam.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "valley")
+    cell.source = cell.source.replace("### END HIDDEN TESTS", "twin = lambda w: narrow_valley(w)\n### END HIDDEN TESTS")
+    nbformat.write(notebook, solutions / "02_momentum_adam.ipynb")
+    assert exercises.main(["--solutions", str(solutions), "--exercises", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "02_momentum_adam.ipynb, part 'valley'" in error and "rule a" in error and "twin = lambda" in error
+    assert not out.exists() or not list(out.iterdir())
