@@ -165,7 +165,8 @@ def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) ->
                              neutralize(comment)])
             else:
                 review += [f"({MARKS[verdict.status]}: {verdict.message})", ""]
-    return {"manual/answers.md": "\n".join(review).encode("utf-8"), "manual/scores.csv": _csv(rows).encode("utf-8")}
+    return {"manual/answers.md": "\n".join(review).encode("utf-8", "replace"),
+            "manual/scores.csv": _csv(rows).encode("utf-8", "replace")}
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -83,7 +83,9 @@ def shown(name: str) -> str:
 
 
 def _digest(name: str, digits: int = 10) -> str:
-    return hashlib.sha256(os.fsencode(name)).hexdigest()[:digits]
+    undecodable_bytes = all(0xDC80 <= ord(c) <= 0xDCFF for c in name if 0xD800 <= ord(c) <= 0xDFFF)
+    data = name.encode("utf-8", "surrogateescape" if undecodable_bytes else "surrogatepass")  # the name's own bytes
+    return hashlib.sha256(data).hexdigest()[:digits]
 
 
 def student_id(name: str) -> str:
