@@ -337,20 +337,10 @@ def clean_stale_runs() -> list[str]:
     removed = budget.remove_stale()
     for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
         pid = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
-        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not _running(int(pid)):
+        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not budget.process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _grade_collected(found: Collection, exercises: dict[str, Exercise], solutions: Path, submissions: Path,

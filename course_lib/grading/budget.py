@@ -284,7 +284,8 @@ def create(name: str, budget: Budget) -> tuple[Group | None, str]:
     return group, f"cgroup v{version}"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (signal 0 reaches it, or it exists under another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -308,7 +309,7 @@ def remove_stale() -> list[str]:
             pid_text = entry.name[len(PREFIX):].split("-", 1)[0]
             if not (entry.is_dir() and entry.name.startswith(PREFIX) and pid_text.isdigit()):
                 continue
-            if _alive(int(pid_text)):
+            if process_alive(int(pid_text)):
                 continue
             stale = Group(entry.name, version, {"memory": entry})
             stale.remove()

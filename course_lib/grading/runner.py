@@ -74,12 +74,22 @@ class NotebookRun:
     peak_memory: int | None = None  # the most memory the run's cgroup held (bytes), when it had one
 
 
+def _encodable(source) -> str:
+    """A cell's source that UTF-8 can write: text as it is, with lone surrogates (which a JSON file can hold as
+    ``\\udcff`` escapes) replaced by U+FFFD; anything that is not text, empty."""
+    if isinstance(source, list):
+        source = "".join(part for part in source if isinstance(part, str))
+    return source.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(source, str) else ""
+
+
 def graded_copy(notebook: nbformat.NotebookNode, replacements: dict[str, str]) -> nbformat.NotebookNode:
-    """The notebook nbval runs: outputs and tags dropped, and the source of every cell whose part id is in
-    ``replacements`` (``nbgrader.grade_id``) replaced by the instructor's check cell."""
+    """The notebook nbval runs: outputs and tags dropped, every source made writable (`_encodable`), and the
+    source of every cell whose part id is in ``replacements`` (``nbgrader.grade_id``) replaced by the instructor's
+    check cell."""
     for cell in notebook.cells:
         metadata = cell.setdefault("metadata", {})
         metadata.pop("tags", None)
+        cell["source"] = _encodable(cell.get("source"))
         if cell.get("cell_type") != "code":
             continue
         part_id = metadata.get("nbgrader", {}).get("grade_id") if isinstance(metadata.get("nbgrader"), dict) else None
