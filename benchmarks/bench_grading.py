@@ -4,12 +4,14 @@
 
 The submissions are copies of the exercise's solution (every part runs to the end, the slowest case). Each round
 grades the batch once sandboxed and once with --no-sandbox (alternating which goes first), and the script prints
-each time, per submission, and the ratio sandboxed / not sandboxed.
+each time, per submission, the ratio sandboxed / not sandboxed, and the grader's own peak memory (its resident
+set, not counting the notebook runs it starts).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -48,6 +50,8 @@ def main() -> None:
                       f"{full} with every automatic point", flush=True)
     ratio = sum(times[True]) / sum(times[False])
     print(f"sandboxed / not sandboxed: {ratio:.2f}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"the grader's own peak memory: {peak:.0f} MiB (resident set of this process)")
 
 
 if __name__ == "__main__":

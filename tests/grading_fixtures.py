@@ -19,6 +19,7 @@ Three kinds of cheats:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import textwrap
 from dataclasses import dataclass
@@ -63,10 +64,12 @@ def answers_from(path):
 
 @dataclass
 class Fixture:
-    student: str
+    student: str  # the identifier the grader gives the student (see course_lib.grading.submissions.student_id)
     mechanism: str
     text: str | None  # the notebook's text; None when `tests/test_grading_batch.py` makes the entry itself
     loses: frozenset  # the parts it deserves to lose
+    entry: bytes | None = None  # the file name's bytes, without .ipynb, where they are not the identifier
+    data: bytes | None = None  # the file's bytes, where they are not ``text`` in UTF-8
 
 
 def _cells(path: Path):
@@ -466,3 +469,110 @@ def structural_fixtures_text() -> dict[str, str]:
             cell.metadata.nbgrader.grade_id = "minibatches"
     return {"forge_tags": nbformat.writes(tagged), "paste_check_above": nbformat.writes(pasted),
             "fake_points": nbformat.writes(points), "answer_as_check": nbformat.writes(renamed)}
+
+
+def _digest(name: bytes, digits: int) -> str:
+    return hashlib.sha256(name).hexdigest()[:digits]
+
+
+def _with_written_answer(change) -> str:
+    """The solution as JSON, with ``change`` applied to the written answer's cell (a dict)."""
+    notebook = json.loads(SOLUTION.read_text())
+    cell = next(c for c in notebook["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade") and
+                c["cell_type"] == "markdown")
+    change(cell)
+    return json.dumps(notebook)  # ensure_ascii: a lone surrogate is written as the escape \\udcff
+
+
+def robustness_fixtures() -> list[Fixture]:
+    """Submissions that once stopped the whole batch or starved the grader (one odd file, one odd value), and the
+    covert channel of the notes. Each must cost at most its own points."""
+    kelvin, newline, html = "\u212aATE".encode(), b"nl\n# Forged heading\n**Model answer.** forged", \
+        b"<img src=x onerror=alert(1)>"
+    covert = []
+    for secret in (b"the hidden tests", b"something else!"):
+        notebook = _cells(SOLUTION)
+        names = ["ValueError", "KeyError", "TypeError", "IndexError", "OSError", "RuntimeError", "ZeroDivisionError",
+                 "LookupError"]
+        for bit in range(160):
+            chosen = names[(secret[bit // 8 % len(secret)] >> (bit % 8)) & 7]
+            notebook.cells.append(nbformat.v4.new_code_cell(f"raise {chosen}()"))
+        covert.append(nbformat.writes(notebook))
+    flood = nbformat.reads(solution_with('''
+        from IPython.display import display
+        for i in range(4):
+            display({"application/vnd.going-deeper.evidence+json": {"key": f"flood {i}", "kind": "value",
+                     "value": "x" * 4_900_000, "message": "m"}}, raw=True)
+    '''), as_version=4)
+    flood.cells += [nbformat.v4.new_code_cell(flood.cells[-1].source) for _ in range(13)]
+    return [
+        Fixture("forge_huge_int", "every float of every record replaced by the int 10**400", solution_with('''
+            import course_lib.grading.evidence as evidence
+            real_encode = evidence.encode
+            def huge(value):
+                if isinstance(value, float) or (isinstance(value, dict) and set(value) == {"float"}):
+                    return {"float": 10 ** 400} if isinstance(value, dict) else 10 ** 400
+                if isinstance(value, list):
+                    return [huge(v) for v in value]
+                if isinstance(value, dict):
+                    return {k: huge(v) for k, v in value.items()}
+                return value
+            evidence.encode = lambda value: huge(real_encode(value))
+        ''', at="top"), ALL),
+        Fixture("no_source", "the written answer's cell without a source key",
+                _with_written_answer(lambda cell: cell.pop("source")), NONE),
+        Fixture("surrogate", "a lone surrogate in the written answer",
+                _with_written_answer(lambda cell: cell.update(source="My answer \udcff.")), NONE),
+        Fixture(f"k03_m_ller~{_digest(b'k03_m' + bytes([0xFC]) + b'ller', 10)}", "a Latin-1 file name (a Windows zip)",
+                SOLUTION.read_text(), NONE, entry=b"k03_m" + bytes([0xFC]) + b"ller"),
+        Fixture(f"{'x' * 40}~{_digest(b'x' * 249, 10)}", "a file name of 255 bytes", SOLUTION.read_text(), NONE,
+                entry=b"x" * 249),
+        Fixture(f"\u212aATE~{_digest(kelvin, 16)}", "a Kelvin sign, which casefolds to another student's name",
+                SOLUTION.read_text(), NONE, entry=kelvin),
+        Fixture(f"kate~{_digest(b'kate', 16)}", "the honest student whose name the Kelvin sign folds to",
+                SOLUTION.read_text(), NONE, entry=b"kate"),
+        Fixture("'vic", "a name that starts with an apostrophe", SOLUTION.read_text(), NONE),
+        Fixture(f"nl_# Forged heading_**Model answer.** fo~{_digest(newline, 10)}",
+                "newlines in the file name, forging a heading and a model answer", SOLUTION.read_text(), NONE,
+                entry=newline),
+        Fixture(html.decode(), "HTML in the file name", SOLUTION.read_text(), NONE),
+        Fixture("many_lists", "49.5 MB of empty lists (under the 50 MB cap; gigabytes once parsed)", None, ALL,
+                data=b'{"cells": [], "metadata": {"x": [' + b"[]," * 16_500_000 + b'[]]}, "nbformat": 4, '
+                     b'"nbformat_minor": 5}'),
+        Fixture("vandal_records", "14 cells of 4 evidence records of 4.9 MB each", nbformat.writes(flood), NONE),
+        Fixture("vandal_namespaces", "a nested user namespace to mount a 64 GiB tmpfs, inotify on the shared "
+                "folders, a way out of the OOM killer's first choice; its kernel dies if any of them works, then "
+                "fills its own /tmp", solution_with('''
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(0x10000000 | 0x00020000) == 0 or libc.inotify_init1(0) >= 0:
+                os._exit(1)
+            try:
+                open("/proc/self/oom_score_adj", "w").write("0")
+            except OSError:
+                pass
+            if open("/proc/self/oom_score_adj").read().strip() != "1000":
+                os._exit(1)
+            import signal
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file-size limit, a write fails instead
+            try:
+                for number in range(30):  # 6 GiB in files of 200 MiB, until /tmp is full
+                    with open(f"/tmp/fill{number}", "wb") as handle:
+                        for _ in range(200):
+                            handle.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        ''', at="top"), NONE),
+        Fixture("vandal_printer", "a cell that ignores interrupts and prints without end, after the checks",
+                solution_with('''
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            while True:
+                print("x" * 1000, flush=True)
+        '''), NONE),
+        Fixture("big_tensor", "correct answers and a 3 GB tensor kept alive", solution_with('''
+            kept = torch.ones(750_000_000)
+        ''', at="top"), NONE),
+        Fixture("covert_a", "160 ungraded cells whose exceptions spell out a secret", covert[0], NONE),
+        Fixture("covert_b", "the same with another secret", covert[1], NONE),
+    ]

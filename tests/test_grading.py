@@ -10,6 +10,9 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -426,3 +429,104 @@ def test_the_graders_own_failure_is_tried_again_then_costs_that_notebook_only(tm
     assert statuses == {"ann": {PASSED, BY_HAND}, "ben": {NOT_GRADABLE}}
     log = (tmp_path / "out" / "logs" / "ben.log").read_text()
     assert "attempt 1 failed" in log and "attempt 2 failed" in log and "the grader's own trouble" in log
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The resource budget, the seccomp filter, the output swap, what a killed grader leaves
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_each_runs_memory_is_fitted_into_the_jobs_limit():
+    from course_lib.grading.budget import GRADER_RESERVE, fit_memory
+
+    gib = sandbox.GiB
+    assert fit_memory(4 * gib, 2, None) == 4 * gib, "no job limit: the memory asked for"
+    assert fit_memory(4 * gib, 2, 5 * gib) == 2 * gib == (5 * gib - GRADER_RESERVE) // 2
+    assert fit_memory(4 * gib, 1, 64 * gib) == 4 * gib, "never more than asked"
+    assert fit_memory(4 * gib, 16, 2 * gib) == 256 << 20, "never less than 256 MiB"
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.uname().machine not in sandbox.SYSCALLS,
+                    reason="the seccomp filter is written for Linux on x86_64 and aarch64")
+def test_the_seccomp_filter_refuses_new_user_namespaces_and_watches_and_nothing_else():
+    script = """
+import ctypes, os, subprocess, sys, threading
+from course_lib.grading import sandbox
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert sandbox.forbid_namespaces_and_watches(libc)
+def errno_of(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+print("unshare-user", errno_of(libc.unshare(0x10000000)))
+print("unshare-user-mount", errno_of(libc.unshare(0x10000000 | 0x00020000)))
+print("setns", errno_of(libc.setns(-1, 0)))
+print("clone3", errno_of(libc.syscall(435, 0, 0)))
+print("inotify", errno_of(libc.inotify_init1(0)))
+print("unshare-nothing", errno_of(libc.unshare(0)))
+thread = threading.Thread(target=print, args=("thread", 0)); thread.start(); thread.join()
+print("child", subprocess.run([sys.executable, "-c", "import torch; print(int(torch.ones(3).sum()))"],
+                              capture_output=True, text=True).stdout.strip())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split() for line in done.stdout.splitlines())
+    assert seen == {"unshare-user": "1", "unshare-user-mount": "1", "setns": "1", "clone3": "38", "inotify": "38",
+                    "unshare-nothing": "0", "thread": "0", "child": "3"}
+
+
+def test_a_failed_write_leaves_the_earlier_output_as_it_was(tmp_path):
+    output = tmp_path / "grading"
+    part = Part("01_x", "a", 1.0, "", (), frozenset())
+    results = [ExerciseResult("al", "01_x", [PartResult(part, PASSED)])]
+    reports.write_outputs(output, results, {"01_x": [part]}, ["al"], {"logs/al.log": b"ok"}, {"shard": None})
+    before = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    reports.prepare_output(output)
+    with pytest.raises(OSError):  # a log name no file system takes: the write fails half-way
+        reports.write_outputs(output, [], {"01_x": [part]}, ["al"], {"logs/al.log": b"new", f"logs/{'x' * 300}.log": b""},
+                              {"shard": None})
+    assert {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grading"], "no half-written folder is left beside it"
+    (output / "feedback" / "mine.md").write_text("the instructor's own file")
+    with pytest.raises(ValueError, match=r"holds feedback/mine.md, which no course-grade run wrote"):
+        reports.prepare_output(output)
+
+
+def test_a_killed_graders_private_folder_and_cgroups_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    from course_lib.grading import batch, budget
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"course-grade-{dead.pid}-abc" / "run0-0").mkdir(parents=True)
+    (tmp_path / f"course-grade-{os.getpid()}-def").mkdir()
+    group, why = budget.create("stale", budget.Budget(memory=256 << 20, cpus=1.0, tasks=16))
+    if group is not None:  # pretend a dead grader made it: the name carries the grader's pid
+        sleeper = subprocess.Popen(["sleep", "300"])
+        group.add(sleeper.pid)
+        for controller, folder in group.folders.items():
+            folder.rename(folder.with_name(folder.name.replace(str(os.getpid()), str(dead.pid), 1)))
+    removed = batch.clean_stale_runs()
+    assert str(tmp_path / f"course-grade-{dead.pid}-abc") in removed
+    assert not (tmp_path / f"course-grade-{dead.pid}-abc").exists() and (tmp_path / f"course-grade-{os.getpid()}-def").exists()
+    if group is not None:
+        assert f"course-grade-{dead.pid}-stale" in removed and sleeper.wait(timeout=30) == -9
+        assert not any(f.with_name(f.name.replace(str(os.getpid()), str(dead.pid), 1)).exists()
+                       for f in group.folders.values())
+
+
+def test_a_runs_cgroup_stops_it_at_its_memory_and_kills_all_it_started():
+    from course_lib.grading import budget
+
+    group, why = budget.create("test-memory", budget.Budget(memory=128 << 20, cpus=1.0, tasks=64))
+    if group is None:
+        pytest.skip(f"no cgroup can be made here: {why}")
+    try:
+        hog = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); x = bytearray(512 << 20)"])
+        group.add(hog.pid)
+        assert hog.wait(timeout=60) == -9, "the kernel's OOM killer ends the run inside its own group"
+        assert group.peak_memory() <= 128 << 20
+        sleeper = subprocess.Popen(["sleep", "300"])
+        group.add(sleeper.pid)
+        assert group.pids() == [sleeper.pid]
+    finally:
+        group.remove()
+    assert sleeper.wait(timeout=30) == -9 and not any(f.exists() for f in group.folders.values())

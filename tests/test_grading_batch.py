@@ -18,10 +18,10 @@ import nbformat
 import pytest
 
 import course_lib
-from course_lib.grading import cli, runner, sandbox
+from course_lib.grading import cli, reports, runner, sandbox
 from course_lib.grading.verdicts import exercise_parts, hidden_lines
 from grading_fixtures import (ALL, EXERCISE, NONE, SECRET_ENV, SOLUTION, adversarial_fixtures, honest_fixtures,
-                                    leak_fixtures_text, structural_fixtures_text)
+                              leak_fixtures_text, robustness_fixtures, structural_fixtures_text)
 
 SANDBOX, WHY = sandbox.available()
 pytestmark = [pytest.mark.grading, pytest.mark.skipif(not SANDBOX, reason=f"no sandbox here: {WHY}")]
@@ -60,12 +60,15 @@ def batch(tmp_path_factory):
     paths = {"solutions": str(solutions), "submissions": str(submissions), "output": str(output),
              "course_lib": str(LIBRARY)}
     texts = {**leak_fixtures_text(), **structural_fixtures_text()}
-    fixtures = honest_fixtures() + adversarial_fixtures(paths, token)
+    fixtures = honest_fixtures() + adversarial_fixtures(paths, token) + robustness_fixtures()
     expected = {}
     for fixture in fixtures:
-        path = submissions / f"{fixture.student}.ipynb"
+        name = fixture.entry if fixture.entry is not None else fixture.student.encode()
+        path = Path(os.fsdecode(bytes(submissions) + b"/" + name + b".ipynb"))
         if fixture.student == "latin":
             path.write_bytes(SOLUTION.read_text().replace("Batch", "Bätch").encode("latin-1", errors="replace"))
+        elif fixture.data is not None:
+            path.write_bytes(fixture.data)
         else:
             path.write_text(fixture.text if fixture.text is not None else texts[fixture.student])
         expected[fixture.student] = fixture.loses
@@ -107,7 +110,7 @@ def batch(tmp_path_factory):
 
 def read_grades(output: Path) -> dict[str, dict[str, str]]:
     with open(output / "grades.csv", newline="") as handle:
-        return {row["student"]: row for row in csv.DictReader(handle)}
+        return {reports.restore(row["student"]): row for row in csv.DictReader(handle)}
 
 
 def test_every_submission_gets_the_grade_it_deserves(batch):
@@ -115,8 +118,7 @@ def test_every_submission_gets_the_grade_it_deserves(batch):
     grades = read_grades(batch["output"])
     got = {}
     for student, row in grades.items():
-        name = student[1:] if student.startswith("'") else student
-        got[name] = {part for part in PARTS if row[f"01_batch_sgd:{part}"] != f"{PARTS[part]:g}"}
+        got[student] = {part for part in PARTS if row[f"01_batch_sgd:{part}"] != f"{PARTS[part]:g}"}
     wrong = {student: (sorted(got.get(student, "missing")), sorted(loses))
              for student, loses in batch["expected"].items() if got.get(student) != set(loses)}
     assert wrong == {}, f"students whose grade is not the one they deserve (got lost parts, deserved): {wrong}"
@@ -127,7 +129,7 @@ def test_totals_and_maxima_count_only_what_was_handed_in(batch):
     for student, row in read_grades(batch["output"]).items():
         scores = [float(row[f"01_batch_sgd:{part}"]) for part in PARTS]
         assert float(row["total"]) == sum(scores) and float(row["maximum"]) == MAXIMUM
-        feedback = (batch["output"] / "feedback" / f"{student.lstrip(chr(39))}.md").read_text()
+        feedback = (batch["output"] / "feedback" / f"{student}.md").read_text()
         assert f"Total: {row['total']} / {MAXIMUM:g}" in feedback
 
 
@@ -148,7 +150,8 @@ def test_feedback_holds_only_the_instructors_words(batch):
     assert "not a readable notebook" in feedback["frank"] and "not a readable notebook" in feedback["empty"]
     assert "the graded cell 'minibatches' is missing" in feedback["heidi"]
     assert "stopped with NameError" in feedback["ivan"]
-    assert "raised ValueError" in feedback["vandal_leak_nbsp"], "an ungraded cell's error: its built-in class only"
+    assert "1 code cell(s) that are not graded raised an exception" in feedback["vandal_leak_nbsp"], \
+        "an ungraded cell's error: not even its class is named"
     assert "raised an exception" in feedback["vandal_leak_class"], "a class the student made up is not named"
     assert "a negative lr must raise ValueError" in feedback["vandal_leak_answer"]
     assert feedback["vandal_leak_class"].count("raised an exception") == 1, "each note once"
@@ -191,3 +194,44 @@ def test_no_process_started_by_a_submission_is_alive(batch):
 def test_the_csv_cannot_start_a_formula(batch):
     text = (batch["output"] / "grades.csv").read_text()
     assert "\n'=HYPERLINK(1)," in text and "\n=HYPERLINK" not in text
+
+
+def notes(feedback: str) -> list[str]:
+    return feedback.split("Notes:", 1)[1].split("\n\n")[0].strip().splitlines() if "Notes:" in feedback else []
+
+
+def test_a_secret_spelled_in_ungraded_cells_cannot_be_read_back(batch):
+    """Two students whose 160 ungraded cells raise exceptions chosen to spell two different secrets get the same
+    notes: nothing of the choice reaches the feedback."""
+    first, second = ((batch["output"] / "feedback" / f"{name}.md").read_text() for name in ("covert_a", "covert_b"))
+    first_extra = sum(c.cell_type == "code" for c in nbformat.read(SOLUTION, as_version=4).cells) + 1
+    assert notes(first) == notes(second) == [
+        f"- more than 10 code cell(s) that are not graded raised an exception; the first is code cell {first_extra}"]
+    assert first.replace("covert_a", "covert_b") == second
+
+
+def test_names_are_escaped_and_never_forge_markdown(batch):
+    output = batch["output"]
+    review = (output / "manual" / "answers.md").read_text()
+    for text in [review, *(p.read_text() for p in (output / "feedback").glob("*.md"))]:
+        assert "<img" not in text, "a student's name never reaches Markdown as HTML"
+        assert not any(line.startswith(("# Forged", "**Model answer.** forged")) for line in text.splitlines())
+    assert review.count("**Model answer.**") == 1, "one question, one model answer"
+    latin = next(p for p in (output / "feedback").glob("k03_m_ller~*.md")).read_text()
+    assert "(submitted as k03\\_m\\\\xfcller)" in latin, "the original name, escaped, beside the identifier"
+    rows = list(csv.reader((output / "grades.csv").open()))
+    assert ["''vic"] == [row[0] for row in rows if row[0].endswith("vic")], "an apostrophe kept, and one added"
+    scores = {reports.restore(row["student"]) for row in csv.DictReader((output / "manual" / "scores.csv").open())}
+    folded = {s for s in batch["fixtures"] if s.startswith(("kate~", "\u212aATE~"))}
+    assert len(folded) == 2 and scores >= {"'vic", *folded}, "both names that fold together are graded, apart"
+
+
+def test_what_used_to_stop_the_batch_costs_only_its_own_points(batch):
+    feedback = {p.stem: p.read_text() for p in (batch["output"] / "feedback").glob("*.md")}
+    assert "more than 2000000 lists and objects" not in feedback["many_lists"], "the reason is the grader's class name"
+    assert "not a readable notebook (ValueError)" in feedback["many_lists"]
+    assert "exceeded the time limit of 20 s" in feedback["vandal_printer"], \
+        "a cell that ignores its interrupt and keeps printing is stopped at the cell limit, not the notebook's"
+    assert "(an internal error" not in "".join(feedback.values()), "no submission made the grader itself fail"
+    log = (batch["output"] / "logs" / "forge_huge_int.log").read_text()
+    assert "judging this submission failed" not in log
