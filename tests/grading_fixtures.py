@@ -540,19 +540,19 @@ def robustness_fixtures() -> list[Fixture]:
                 data=b'{"cells": [], "metadata": {"x": [' + b"[]," * 16_500_000 + b'[]]}, "nbformat": 4, '
                      b'"nbformat_minor": 5}'),
         Fixture("vandal_records", "14 cells of 4 evidence records of 4.9 MB each", nbformat.writes(flood), NONE),
-        Fixture("vandal_namespaces", "a nested user namespace to mount a 64 GiB tmpfs, inotify on the shared "
-                "folders, a way out of the OOM killer's first choice; its kernel dies if any of them works, then "
-                "fills its own /tmp", solution_with('''
+        Fixture("vandal_namespaces", "a nested user namespace to mount a 64 GiB tmpfs and inotify on the shared "
+                "folders (its kernel dies if either works, or if it is not the OOM killer's first choice), then out of "
+                "the OOM killer's reach and 6 GiB into its own /tmp", solution_with('''
             import ctypes, os
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.unshare(0x10000000 | 0x00020000) == 0 or libc.inotify_init1(0) >= 0:
                 os._exit(1)
-            try:
-                open("/proc/self/oom_score_adj", "w").write("0")
-            except OSError:
-                pass
             if open("/proc/self/oom_score_adj").read().strip() != "1000":
                 os._exit(1)
+            try:  # out of the OOM killer's reach (some kernels let anyone lower it): then its runner is the victim
+                open("/proc/self/oom_score_adj", "w").write("-1000")
+            except OSError:
+                pass
             import signal
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file-size limit, a write fails instead
             try:

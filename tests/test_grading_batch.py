@@ -146,7 +146,7 @@ def test_feedback_holds_only_the_instructors_words(batch):
         assert "def linear_backward" not in text and "Traceback" not in text
     assert "a visible check failed: grad_x must be (B, D_in), grad_w (D_out, D_in) and grad_b (D_out,)" in feedback["carol"]
     assert "exceeded the time limit of 20 s" in feedback["eve"]
-    assert "the kernel died while this cell ran" in feedback["mallory"]
+    assert "code cell(s) that are not graded were cut short while they ran" in feedback["mallory"]
     assert "not a readable notebook" in feedback["frank"] and "not a readable notebook" in feedback["empty"]
     assert "the graded cell 'minibatches' is missing" in feedback["heidi"]
     assert "stopped with NameError" in feedback["ivan"]
@@ -207,14 +207,14 @@ def test_a_secret_spelled_in_ungraded_cells_cannot_be_read_back(batch):
     first_extra = sum(c.cell_type == "code" for c in nbformat.read(SOLUTION, as_version=4).cells) + 1
     assert notes(first) == notes(second) == [
         f"- more than 10 code cell(s) that are not graded raised an exception; the first is code cell {first_extra}"]
-    assert first.replace("covert_a", "covert_b") == second
+    assert first.replace("covert\\_a", "covert\\_b") == second
 
 
 def test_names_are_escaped_and_never_forge_markdown(batch):
     output = batch["output"]
     review = (output / "manual" / "answers.md").read_text()
     for text in [review, *(p.read_text() for p in (output / "feedback").glob("*.md"))]:
-        assert "<img" not in text, "a student's name never reaches Markdown as HTML"
+        assert re.search(r"(?<!\\)<img", text) is None, "a student's name never reaches Markdown as HTML"
         assert not any(line.startswith(("# Forged", "**Model answer.** forged")) for line in text.splitlines())
     assert review.count("**Model answer.**") == 1, "one question, one model answer"
     latin = next(p for p in (output / "feedback").glob("k03_m_ller~*.md")).read_text()

@@ -80,5 +80,7 @@ def test_a_job_memory_limit_costs_the_attackers_only_their_own_points(tmp_path):
     assert lost == {name: set(parts) for name, parts in expected.items()}
     grader_peak = int(re.search(r"grader peak (\d+)", done.stdout).group(1)) * 1024
     print(f"peak memory: the grader {grader_peak / 2**20:.0f} MiB, the whole job {job_peak / 2**20:.0f} MiB")
-    assert grader_peak < 1 * sandbox.GiB, "the grader's own memory does not grow with what submissions send"
+    # Importing torch (for the trained models it evaluates) takes the grader to about 0.7 GiB; a records flood once
+    # took it to 5.2 GB and a notebook of 16.5 million empty lists to 6.4 GiB.
+    assert grader_peak < 1.5 * sandbox.GiB, "the grader's own memory does not grow with what submissions send"
     assert job_peak is None or job_peak <= JOB_MEMORY

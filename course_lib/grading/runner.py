@@ -189,10 +189,11 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
             group.add(process.pid)
         except OSError as error:
             output.extend(f"[grader] could not enter the run's cgroup ({error})\n".encode())
-    try:
+    try:  # without a cgroup: an address-space limit, inherited by the kernel unless the launcher sets its own
         import resource
 
-        resource.prlimit(process.pid, resource.RLIMIT_AS, (RUNNER_MEMORY, RUNNER_MEMORY))
+        if group is None:
+            resource.prlimit(process.pid, resource.RLIMIT_AS, (RUNNER_MEMORY, RUNNER_MEMORY))
     except (ImportError, AttributeError, OSError, ValueError):
         pass
     reader = threading.Thread(target=_read_capped, args=(process.stdout, output), daemon=True)

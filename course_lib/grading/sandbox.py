@@ -154,6 +154,11 @@ def apply_limits(limits: Limits, own_user: bool, budgeted: bool = False) -> None
         Path("/proc/self/oom_score_adj").write_text("1000\n")
     except OSError:
         pass
+    if budgeted:  # the cgroup counts the memory: no address-space limit inherited from anywhere either
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except (ValueError, OSError):
+            pass
     for name, value in chosen:
         which = getattr(resource, name, None)
         if which is None:
