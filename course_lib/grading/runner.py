@@ -229,4 +229,6 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
         log += "\n[grader] output truncated\n"
     if stopped:
         log += f"\n[grader] {stopped}\n"
+    if peak is not None:
+        log += f"\n[grader] the run's peak memory (its cgroup): {peak / sandbox.MiB:.0f} MiB\n"
     return NotebookRun(_results(results), log, stopped, peak)
