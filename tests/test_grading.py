@@ -485,6 +485,11 @@ def test_a_failed_write_leaves_the_earlier_output_as_it_was(tmp_path):
                               {"shard": None})
     assert {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grading"], "no half-written folder is left beside it"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f".grading.new-{dead.pid}" / "feedback").mkdir(parents=True)  # what a killed grader left
+    reports.write_outputs(output, results, {"01_x": [part]}, ["al"], {"logs/al.log": b"ok"}, {"shard": None})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grading"]
     (output / "feedback" / "mine.md").write_text("the instructor's own file")
     with pytest.raises(ValueError, match=r"holds feedback/mine.md, which no course-grade run wrote"):
         reports.prepare_output(output)

@@ -292,8 +292,15 @@ def swap_in(staged: Path, output: Path) -> None:
 
 
 def staging_folder(output: Path) -> Path:
-    """A new, empty folder beside ``output`` (the same file system, so that `swap_in` only renames)."""
+    """A new, empty folder beside ``output`` (the same file system, so that `swap_in` only renames); what a killed
+    run left beside it (``.NAME.new-PID``, ``.NAME.old-PID`` of a process that no longer runs) is removed."""
+    from course_lib.grading.budget import process_alive
+
     output.parent.mkdir(parents=True, exist_ok=True)
+    for left in output.parent.glob(f".{output.name}.*-*"):
+        kind, _, pid = left.name[len(output.name) + 2:].partition("-")
+        if kind in ("new", "old") and pid.isdigit() and not process_alive(int(pid)) and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
     staged = output.with_name(f".{output.name}.new-{os.getpid()}")
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir()
