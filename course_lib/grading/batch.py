@@ -32,6 +32,7 @@ import shutil
 import site
 import sys
 import tempfile
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,10 @@ def read_notebook(data: bytes) -> nbformat.NotebookNode:
     return notebook
 
 
-def grade_submission(submission: Submission, exercise: Exercise, reference: dict[str, list[dict]], workdir: Path,
+def grade_submission(submission: Submission, exercise: Exercise, reference, workdir: Path,
                      settings: runner.RunSettings, slot: int, remarks: list[str]) -> ExerciseResult:
-    """Run one submission and judge it: its verdicts (the run's records are dropped once they are judged)."""
+    """Run one submission and judge it: its verdicts (the run's records are dropped once they are judged).
+    ``reference()`` gives the solution's reference records, waiting for the solution's run if it has not ended."""
     result = ExerciseResult(submission.student, submission.exercise)
     if submission.refused:
         result.results = [PartResult(p, NOT_GRADABLE, submission.refused) for p in exercise.parts]
@@ -174,7 +176,7 @@ def grade_submission(submission: Submission, exercise: Exercise, reference: dict
                                   for p in exercise.parts if not p.manual})
     run = runner.run_notebook(notebook, workdir, settings, slot)
     result.log = run.log
-    judged(result, exercise, reference, notebook, run, settings, remarks)
+    judged(result, exercise, reference(), notebook, run, settings, remarks)
     return result
 
 
@@ -230,10 +232,13 @@ def decide(result: ExerciseResult, exercise: Exercise, reference: dict[str, list
 
 def run_batch(exercises: dict[str, Exercise], chosen: list[Submission], settings: runner.RunSettings, workers: int,
               private: Path, remarks: list[str]) -> tuple[list[ExerciseResult], dict[str, str]]:
-    """Run each needed solution once, then every submission, ``workers`` at a time, each judged as soon as its run
-    ends; return the verdicts and the solutions' logs. A ValueError when a solution cannot serve as the reference."""
+    """Run each needed solution once and every submission, ``workers`` at a time (the solutions first); each
+    submission is judged as soon as its run and its solution's have ended. Return the verdicts and the solutions'
+    logs. A ValueError when a solution cannot serve as the reference."""
     needed = sorted({s.exercise for s in chosen if not s.refused})
     references: dict[str, dict[str, list[dict]]] = {}
+    problems: dict[str, str] = {}  # exercise → why its solution cannot serve as the reference
+    ready = {name: threading.Event() for name in needed}
 
     def attempts(slot: int, job) -> object:
         """``job(workdir)``, or, when the grader itself fails on it twice, the two tracebacks (a text)."""
@@ -248,38 +253,52 @@ def run_batch(exercises: dict[str, Exercise], chosen: list[Submission], settings
                 shutil.rmtree(workdir, ignore_errors=True)
         return "\n".join(failures)
 
-    def solution(slot_and_name):
-        slot, name = slot_and_name
-        return attempts(slot, lambda workdir: run_solution(exercises[name], workdir, settings, slot))
+    def solution(slot: int, name: str):
+        try:
+            outcome = attempts(slot, lambda workdir: run_solution(exercises[name], workdir, settings, slot))
+            if isinstance(outcome, str):
+                problems[name] = f"the solution {name} could not be run:\n{outcome}"
+                return None
+            try:
+                references[name] = reference_of(exercises[name], outcome)
+            except ValueError as error:
+                problems[name] = f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}"
+            return outcome.log
+        finally:
+            ready[name].set()
 
-    def submission(slot_and_item):
-        slot, item = slot_and_item
+    def reference(name: str) -> dict[str, list[dict]]:
+        ready[name].wait()
+        if name not in references:
+            raise RuntimeError(f"no reference for {name}: its solution failed")  # the batch stops below
+        return references[name]
+
+    def submission(slot: int, item: Submission):
+        if item.exercise in problems:  # its solution failed: the batch stops, no need to run it
+            return None
         exercise = exercises[item.exercise]
         outcome = attempts(slot, lambda workdir: grade_submission(
-            item, exercise, references.get(item.exercise, {}), workdir, settings, slot, remarks))
+            item, exercise, lambda: reference(item.exercise), workdir, settings, slot, remarks))
         if isinstance(outcome, str):
             outcome = ExerciseResult(item.student, item.exercise, log=outcome)
             outcome.results = [PartResult(p, NOT_GRADABLE, "the grader could not run this submission (an internal "
                                           "error, in the instructor's log)") for p in exercise.parts]
         return outcome
 
-    solution_logs = {}
+    unique, seen = [], set()
+    for item in chosen:
+        if (item.student, item.exercise) not in seen:  # two refused entries of one student's exercise: one result
+            seen.add((item.student, item.exercise))
+            unique.append(item)
+    # Solutions come first in the queue, so every solution has started before any submission waits for one.
+    jobs = [(solution, name) for name in needed] + [(submission, item) for item in unique]
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for name, outcome in zip(needed, pool.map(solution, enumerate(needed))):
-            if isinstance(outcome, str):
-                raise ValueError(f"the solution {name} could not be run:\n{outcome}")
-            solution_logs[name] = outcome.log
-            try:
-                references[name] = reference_of(exercises[name], outcome)
-            except ValueError as error:
-                raise ValueError(f"{error}\n--- the solution's run ---\n{outcome.log[-4000:]}") from None
-        unique, seen = [], set()
-        for item in chosen:
-            if (item.student, item.exercise) not in seen:  # two refused entries of one student's exercise: one result
-                seen.add((item.student, item.exercise))
-                unique.append(item)
-        results = list(pool.map(submission, enumerate(unique, start=len(needed))))
-    return results, solution_logs
+        outcomes = list(pool.map(lambda numbered: numbered[1][0](numbered[0], numbered[1][1]), enumerate(jobs)))
+    for name in needed:
+        if name in problems:
+            raise ValueError(problems[name])
+    solution_logs = dict(zip(needed, outcomes[:len(needed)]))
+    return outcomes[len(needed):], solution_logs
 
 
 def grade(solutions: Path, submissions: Path, output: Path, workers: int = 2,
