@@ -64,9 +64,9 @@ ALTERNATIVES = {
         "step-sizes-answer": """
             largest_eta_plain = largest_eta_bn = None
             for eta in etas:
-                if train_mlp(False, eta) >= 0.6:
+                if train_mlp(False, eta) >= 0.5:
                     largest_eta_plain = eta
-                if train_mlp(True, eta) >= 0.6:
+                if train_mlp(True, eta) >= 0.5:
                     largest_eta_bn = eta
         """,
     },
