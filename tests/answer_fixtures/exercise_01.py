@@ -34,7 +34,9 @@ ALTERNATIVES = {
         "eta-sweep-answer": """
             accuracy_by_eta = []
             for eta in etas:
-                predicted = train_mlp(256, eta, 1)
+                model = train_mlp(256, eta, 1)
+                with torch.no_grad():
+                    predicted = model(mnist.heldout_x).argmax(dim=1)
                 accuracy_by_eta.append(float((predicted == mnist.heldout_y).double().mean()))
             largest_good_eta = [eta for eta, a in zip(etas, accuracy_by_eta) if a >= 0.7][-1]
         """,
