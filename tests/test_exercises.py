@@ -251,26 +251,29 @@ def test_the_build_enforces_every_rule():
     assert sorted(exercises.BUILD_RULES) == ["a", "b", "c"]
 
 
-def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
+def build_with_a_changed_check(tmp_path, capsys, name: str, part: str, change) -> tuple[int, str, Path]:
+    """Build the exercises from solution ``name`` alone, its check cell ``part`` changed by ``change``: the exit
+    status, what the build printed on stderr, and the exercises folder."""
     solutions, out = tmp_path / "solutions", tmp_path / "exercises"
     solutions.mkdir()
-    notebook = nbformat.read(ROOT / "solutions" / "01_batch_sgd.ipynb", as_version=4)
-    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "eta-sweep")
-    cell.source = cell.source.replace("the accuracy the text names", "0.7 (the solution measures 0.54)")
-    nbformat.write(notebook, solutions / "01_batch_sgd.ipynb")
-    assert exercises.main(["--solutions", str(solutions), "--exercises", str(out)]) == 2
-    error = capsys.readouterr().err
+    notebook = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == part)
+    cell.source = change(cell.source)
+    nbformat.write(notebook, solutions / f"{name}.ipynb")
+    code = exercises.main(["--solutions", str(solutions), "--exercises", str(out)])
+    return code, capsys.readouterr().err, out
+
+
+def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
+    code, error, _ = build_with_a_changed_check(tmp_path, capsys, "01_batch_sgd", "eta-sweep", lambda source: source.replace(
+        "the accuracy the text names", "0.7 (the solution measures 0.54)"))
+    assert code == 2
     assert "01_batch_sgd.ipynb, part 'eta-sweep'" in error and "rule b" in error and "message=" in error
 
 
 def test_the_build_refuses_a_helper_bound_as_a_global(tmp_path, capsys):
-    solutions, out = tmp_path / "solutions", tmp_path / "exercises"
-    solutions.mkdir()
-    notebook = nbformat.read(ROOT / "solutions" / "02_momentum_adam.ipynb", as_version=4)
-    cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "valley")
-    cell.source = cell.source.replace("### END HIDDEN TESTS", "twin = lambda w: narrow_valley(w)\n### END HIDDEN TESTS")
-    nbformat.write(notebook, solutions / "02_momentum_adam.ipynb")
-    assert exercises.main(["--solutions", str(solutions), "--exercises", str(out)]) == 2
-    error = capsys.readouterr().err
+    code, error, out = build_with_a_changed_check(tmp_path, capsys, "02_momentum_adam", "valley", lambda source: source.replace(
+        "### END HIDDEN TESTS", "twin = lambda w: narrow_valley(w)\n### END HIDDEN TESTS"))
+    assert code == 2
     assert "02_momentum_adam.ipynb, part 'valley'" in error and "rule a" in error and "twin = lambda" in error
     assert not out.exists() or not list(out.iterdir())
