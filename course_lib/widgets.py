@@ -19,6 +19,10 @@ into the panel's output area. The last result is always in ``panel.result``, so 
     result = panel.set(batch_size=16)      # sets the control, runs once, returns the result
     assert result["final_loss"] < 1.0
 
+When the experiment raises, ``set`` and ``run`` raise too (after showing the traceback in the panel),
+and ``panel.result`` is ``None``: a failed run never hands back the previous result. A control moved in
+the browser shows the error in the panel and keeps it in ``panel.error``.
+
 Control specifications, as in ``ipywidgets.interact``: a list or tuple of values gives a
 selection slider (strings give a dropdown); ``(min, max)`` or ``(min, max, step)`` of numbers
 gives an int or float slider; a widget is used as it is. Every control starts at the function's
@@ -111,11 +115,27 @@ class ExperimentPanel:
         return {name: control.value for name, control in self.controls.items()}
 
     def run(self) -> Any:
-        """Run the experiment with the current values, drawing into the output area; return its result."""
+        """Run the experiment with the current values, drawing into the output area; return its result.
+
+        When the experiment raises, the traceback is shown in the output area, kept in ``self.error``,
+        ``self.result`` is emptied, and the exception is raised again: a caller never gets the previous
+        result back. (In IPython an ``Output`` widget used as a context manager swallows exceptions, so
+        the experiment is caught inside it and the exception raised again outside.)
+        """
+        failure: BaseException | None = None
+        self.result = None
         with self.output:
             self.output.clear_output(wait=True)
-            self.result = self.experiment(**self.values())
-            plt.show()
+            try:
+                self.result = self.experiment(**self.values())
+                plt.show()
+            except Exception as error:
+                failure = error
+                self.error = traceback.format_exc()
+                plt.close("all")  # a half-drawn figure would appear below the cell as if it were the result
+                print(self.error)
+        if failure is not None:
+            raise failure
         self.runs += 1
         self.error = None
         return self.result
@@ -136,15 +156,13 @@ class ExperimentPanel:
         return self.run()
 
     def _on_change(self, change: dict) -> None:
-        """A control moved in the browser: re-run, and show any error in the panel instead of losing it."""
+        """A control moved in the browser: re-run. An error stays in the panel and in ``self.error``."""
         if self._holding:
             return
         try:
             self.run()
         except Exception:
-            self.error = traceback.format_exc()
-            with self.output:
-                print(self.error)
+            pass  # run() has shown the traceback in the panel and kept it in self.error
 
     def _ipython_display_(self) -> None:
         display(self.widget)

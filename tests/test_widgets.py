@@ -47,18 +47,86 @@ def test_set_changes_several_controls_with_one_run():
         panel.set(x=5)  # not one of the slider's values
 
 
-def test_a_failing_run_from_a_slider_is_kept_not_lost():
-    def fragile(x=1):
-        if x == 2:
-            raise RuntimeError("boom")
-        return x
+def fragile(x=1):
+    if x == 2:
+        raise RuntimeError("boom")
+    return x
 
+
+def test_a_failing_run_from_a_slider_is_kept_not_lost():
     panel = ExperimentPanel(fragile, x=(0, 3))
     assert isinstance(panel.controls["x"], ipywidgets.IntSlider)
     panel.controls["x"].value = 2
-    assert "RuntimeError: boom" in panel.error
+    assert "RuntimeError: boom" in panel.error and panel.result is None
     panel.controls["x"].value = 3
     assert panel.error is None and panel.result == 3
+
+
+def test_a_failing_run_raises_and_never_returns_the_previous_result():
+    panel = ExperimentPanel(fragile, x=(0, 3))
+    assert panel.set(x=1) == 1
+    with pytest.raises(RuntimeError, match="boom"):
+        panel.set(x=2)
+    assert panel.result is None and "RuntimeError: boom" in panel.error and panel.runs == 1
+    assert panel.set(x=3) == 3 and panel.error is None
+
+
+# In a kernel, ipywidgets' Output swallows an exception raised inside ``with output:`` (it shows the
+# traceback in the widget instead): the panel must raise all the same, in the kernel and under nbval.
+KERNEL_CELLS = [
+    "from course_lib.widgets import ExperimentPanel\n"
+    "def fragile(x=1):\n"
+    "    if x == 2:\n"
+    "        raise RuntimeError('boom')\n"
+    "    return {'x': x}\n"
+    "panel = ExperimentPanel(fragile, x=(0, 3))\n"
+    "panel",
+    "first = panel.set(x=1)\nassert first == {'x': 1}",
+    "try:\n"
+    "    stale = panel.set(x=2)\n"
+    "except RuntimeError as error:\n"
+    "    outcome = ('raised', str(error), panel.result, 'boom' in panel.error)\n"
+    "else:\n"
+    "    outcome = ('returned', stale)\n"
+    "print(repr(outcome))",
+    "panel.set(x=2)",
+]
+
+
+def kernel_notebook(path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in KERNEL_CELLS]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.mark.slow
+def test_in_a_kernel_a_failing_experiment_raises_from_set(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(kernel_notebook(tmp_path / "panel.ipynb"), as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    printed = "".join(output.get("text", "") for output in notebook.cells[2].outputs)
+    assert printed.strip() == "('raised', 'boom', None, True)"
+    errors = [output for output in notebook.cells[3].outputs if output.output_type == "error"]
+    assert [error.ename for error in errors] == ["RuntimeError"]
+
+
+@pytest.mark.slow
+def test_nbval_fails_the_cell_whose_panel_experiment_raises(tmp_path):
+    import subprocess
+    import sys
+
+    kernel_notebook(tmp_path / "panel.ipynb")
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                          "-p", "no:xdist", "-q", "-rf", "panel.ipynb"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 3 passed" in run.stdout and "Cell 3" in run.stdout and "boom" in run.stdout, run.stdout
 
 
 def test_bad_panels_are_rejected_with_the_argument_named():
