@@ -5,6 +5,7 @@ variables here switches every notebook to the quick scale without touching its c
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("COURSE_SCALE", "quick")  # small-scale experiments (course_lib.runtime.scale)
 os.environ.setdefault("MPLBACKEND", "Agg")  # no window; notebooks switch to inline themselves
@@ -57,3 +58,38 @@ def pytest_xdist_make_scheduler(config, log):
             return xdist_scope(nodeid)
 
     return CourseScheduling(config, log)
+
+
+# After a lecture's last cell, nbval runs one more cell in the same kernel: every control of every
+# panel moved to each end of its range, one move at a time (`course_lib.widgets.sweep_panels`). A
+# panel broken by a later cell (a name it looks up, shadowed) fails here, and so does a move that
+# hands back the result the panel had before it.
+LECTURES = Path(__file__).resolve().parent / "lectures"
+PANEL_SWEEP = """\
+from course_lib.widgets import sweep_panels as _sweep_panels
+
+_moves = _sweep_panels(globals())
+for _move in _moves:
+    print(_move)
+assert _moves, "this lecture has no panel to move"
+_unchanged = [_move for _move in _moves if not _move["changed"]]
+assert not _unchanged, f"moves that did not change what the panel returns: {_unchanged}"
+"""
+
+
+def pytest_collection_modifyitems(items):
+    """Append the panel sweep to each lecture's cells (see PANEL_SWEEP)."""
+    from collections import defaultdict
+
+    import nbformat
+    from nbval.plugin import IPyNbCell
+
+    with_sweeps = []
+    for index, item in enumerate(items):
+        with_sweeps.append(item)
+        last_of_its_notebook = index + 1 == len(items) or items[index + 1].parent is not item.parent
+        if isinstance(item, IPyNbCell) and item.path.parent == LECTURES and last_of_its_notebook:
+            with_sweeps.append(IPyNbCell.from_parent(
+                item.parent, name="every panel after Run All", cell_num=item.cell_num + 1,
+                cell=nbformat.v4.new_code_cell(PANEL_SWEEP), options=defaultdict(bool, check=False)))
+    items[:] = with_sweeps

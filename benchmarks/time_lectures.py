@@ -42,36 +42,13 @@ LECTURE_BUDGET_S = 300.0  # a lecture, top to bottom
 CELL_BUDGET_S = 60.0  # one cell, or one move of a panel's control
 
 # Run in the lecture's kernel after its last cell: move each control of each panel to its ends.
-MOVES_CELL = '''
-import json as _json, time as _time
-import ipywidgets as _widgets
-from course_lib.widgets import ExperimentPanel as _Panel
+MOVES_CELL = """
+import json as _json
+from course_lib.widgets import sweep_panels as _sweep_panels
 
-def _ends(control):
-    if isinstance(control, _widgets.FloatLogSlider):
-        return [control.base ** control.min, control.base ** control.max]
-    if isinstance(control, (_widgets.SelectionSlider, _widgets.Dropdown)):
-        options = [o[1] if isinstance(o, tuple) else o for o in control.options]
-        return [options[0], options[-1]]
-    if isinstance(control, _widgets.Checkbox):
-        return [not control.value]
-    return [control.min, control.max]
-
-_moves_log = open(MOVES_LOG, "a")
-for _name, _panel in list(globals().items()):
-    if not isinstance(_panel, _Panel) or _name.startswith("_"):
-        continue
-    for _control_name, _control in _panel.controls.items():
-        for _value in _ends(_control):
-            if _value == _control.value:
-                continue
-            _start = _time.perf_counter()
-            _panel.set(**{_control_name: _value})
-            _moves_log.write(_json.dumps({"panel": _name, "control": _control_name, "value": repr(_value),
-                                          "seconds": round(_time.perf_counter() - _start, 2)}) + "\\n")
-            _moves_log.flush()
-_moves_log.close()
-'''
+with open(MOVES_LOG, "a") as _moves_log:
+    _sweep_panels(globals(), log=lambda move: (_moves_log.write(_json.dumps(move) + "\\n"), _moves_log.flush()))
+"""
 
 
 def cell_seconds(cell) -> float:

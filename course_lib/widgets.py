@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 import traceback
 from typing import Any, Callable
 
@@ -168,3 +169,62 @@ class ExperimentPanel:
         display(self.widget)
         if self.runs == 0:
             self.run()
+
+
+def control_ends(control: widgets.ValueWidget) -> list[Any]:
+    """The two ends of a control's range (a checkbox: the value it does not have)."""
+    if isinstance(control, widgets.FloatLogSlider):
+        return [control.base ** control.min, control.base ** control.max]
+    if isinstance(control, (widgets.SelectionSlider, widgets.Dropdown, widgets.ToggleButtons, widgets.RadioButtons)):
+        options = [option[1] if isinstance(option, tuple) else option for option in control.options]
+        return [options[0], options[-1]]
+    if isinstance(control, widgets.Checkbox):
+        return [not control.value]
+    return [control.min, control.max]
+
+
+def same_result(a: Any, b: Any) -> bool:
+    """Whether two results of an experiment are identical: dicts, lists, tensors and arrays compared by value."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_result(a[key], b[key]) for key in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_result(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape") and hasattr(b, "shape"):  # tensors and arrays
+        return tuple(a.shape) == tuple(b.shape) and bool((a == b).all())
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b
+
+
+def sweep_panels(namespace: dict[str, Any], log: Callable[[dict], None] | None = None) -> list[dict]:
+    """Move every control of every panel in ``namespace`` (a notebook's globals) to each end of its range.
+
+    The moves are made one after the other, each from where the previous one left the panel, to every
+    end that is not the control's current value. Each move is a dict: ``panel``, ``control``, ``value``
+    (its repr), ``seconds`` and ``changed`` (whether the result differs from the panel's result before
+    the move). An experiment that raises stops the sweep with its exception, naming the move in a note.
+    """
+    moves = []
+    for panel_name, panel in list(namespace.items()):
+        if panel_name.startswith("_") or not isinstance(panel, ExperimentPanel):
+            continue
+        for control_name, control in panel.controls.items():
+            for value in control_ends(control):
+                if _same(value, control.value):
+                    continue
+                before = panel.result
+                started = time.perf_counter()
+                try:
+                    result = panel.set(**{control_name: value})
+                except Exception as error:
+                    if hasattr(error, "add_note"):  # Python 3.11 and later
+                        error.add_note(f"while moving {panel_name}'s control {control_name} to {value!r}")
+                    raise
+                move = {"panel": panel_name, "control": control_name, "value": repr(value),
+                        "seconds": round(time.perf_counter() - started, 2),
+                        "changed": not same_result(result, before)}
+                moves.append(move)
+                if log is not None:
+                    log(move)
+    return moves
