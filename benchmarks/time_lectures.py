@@ -4,13 +4,14 @@
     python benchmarks/time_lectures.py --scale lecture 03_dropout 07_ginfty
     python benchmarks/time_lectures.py --scale quick --device cuda
 
-Each lecture runs in a fresh kernel of this environment, as a student's Run All would (through
-nbclient), with ``COURSE_SCALE`` set. The time of a cell is the kernel's own, from the moment it
-started executing the cell to its reply. With ``--moves`` a last cell then moves every control of
-every experiment panel to each end of its range that is not its current value, one after the
-other, and times each run of the experiment: the slowest corner a student can reach one move at a
-time. Where only MNIST's test split is on the machine, ``COURSE_SIMULATE_FULL_MNIST=1`` is set so
-that the times are those of the full 60 000-digit training set (see `course_lib.data`).
+Each lecture runs in a fresh kernel of this environment, as a student's Run All would, with
+``COURSE_SCALE`` set (`course_lib.notebook_runs`). The time of a cell is measured inside the kernel,
+from IPython's pre- to its post-run event; a cell the client waited on after the kernel had finished
+it is reported. With ``--moves`` a last cell then moves every control of every experiment panel to
+each end of its range that is not its current value, one after the other, and times each run of the
+experiment: the slowest corner a student can reach one move at a time. The data are what the machine
+has: with only MNIST's test split, 8 000 training and 2 000 held-out digits; ``--simulate-full-mnist``
+repeats them to the full dataset's size, for its times (see `course_lib.data`).
 
 The results are merged into ``results/lecture_times.json`` (one entry per lecture, scale and
 machine), which the README's lecture table quotes. ``--annotate`` writes them into each lecture's
@@ -25,75 +26,40 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
-from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
+
+from course_lib.notebook_runs import WAIT_TOLERANCE_S, run_notebook  # noqa: E402
 
 RESULTS = ROOT / "results" / "lecture_times.json"
 LECTURE_BUDGET_S = 300.0  # a lecture, top to bottom
 CELL_BUDGET_S = 60.0  # one cell, or one move of a panel's control
 
-# Run in the lecture's kernel after its last cell: move each control of each panel to its ends.
-MOVES_CELL = """
-import json as _json
-from course_lib.widgets import sweep_panels as _sweep_panels
-
-with open(MOVES_LOG, "a") as _moves_log:
-    _sweep_panels(globals(), log=lambda move: (_moves_log.write(_json.dumps(move) + "\\n"), _moves_log.flush()))
-"""
-
-
-def cell_seconds(cell) -> float:
-    """The kernel's time for one executed cell, from nbclient's timing metadata."""
-    timing = cell.metadata.get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not start or not end:
-        return 0.0
-    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
-
-
 def time_lecture(path: Path, moves: bool, cell_timeout_s: int, keep: Path | None = None) -> dict:
-    notebook = nbformat.read(path, as_version=4)
-    moves_log = Path(tempfile.mkdtemp()) / "moves.jsonl"  # one line per move, as it happens (watch it with tail -f)
-    if moves:
-        notebook.cells.append(nbformat.v4.new_code_cell(f"MOVES_LOG = {str(moves_log)!r}\n" + MOVES_CELL))
-        print(f"    {path.stem}: panel moves logged to {moves_log}", flush=True)
-    def report(cell, cell_index, execute_reply):
-        if cell_seconds(cell) >= 5:
-            print(f"    {path.stem} cell {cell_index}: {cell_seconds(cell):.1f} s", flush=True)
+    """Run one lecture top to bottom (and its panel moves) with `course_lib.notebook_runs`; its times as a dict."""
+    def report(entry):
+        if entry["kernel_s"] >= 5 or entry["client_s"] - (entry["reply_s"] or 0) > WAIT_TOLERANCE_S:
+            print(f"    {path.stem} cell {entry['index']}: {entry['kernel_s']:.1f} s in the kernel, "
+                  f"{entry['client_s']:.1f} s for the client", flush=True)
 
-    client = NotebookClient(notebook, timeout=cell_timeout_s, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}}, on_cell_executed=report)
-    started = time.perf_counter()
-    client.execute()
-    wall = time.perf_counter() - started
+    run = run_notebook(path, timeout_s=cell_timeout_s, sweep=moves, on_cell=report)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, keep / path.name)
-    errors = [f"cell {index}: {output.get('ename')}: {output.get('evalue')}" for index, cell in enumerate(notebook.cells)
-              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
-    lecture_cells = notebook.cells[:-1] if moves else notebook.cells
-    cells = [(index, cell_seconds(cell)) for index, cell in enumerate(lecture_cells) if cell.cell_type == "code"]
-    move_list = []
-    if moves and moves_log.exists():
-        move_list = [json.loads(line) for line in moves_log.read_text().splitlines()]
-    slowest = max(cells, key=lambda c: c[1])
+        nbformat.write(run.notebook, keep / path.name)
     return {
-        "top_to_bottom_s": round(sum(seconds for _, seconds in cells), 1),
-        "with_kernel_start_s": round(wall - sum(m["seconds"] for m in move_list), 1),
-        "slowest_cell": {"index": slowest[0], "seconds": round(slowest[1], 1)},
-        "cells_s": {str(index): round(seconds, 2) for index, seconds in cells},
-        "moves": move_list,
-        "errors": errors,
+        "top_to_bottom_s": round(run.top_to_bottom_s, 1),
+        "with_kernel_start_s": round(run.wall_s - sum(m["seconds"] for m in run.moves), 1),
+        "slowest_cell": {"index": run.slowest_cell["index"], "seconds": round(run.slowest_cell["kernel_s"], 1)},
+        "cells_s": {str(cell["index"]): round(cell["kernel_s"], 2) for cell in run.cells},
+        "client_waits": [{"index": cell["index"], "kernel_s": round(cell["kernel_s"], 2), "client_s": round(cell["client_s"], 2)}
+                         for cell in run.waits],
+        "moves": run.moves,
+        "errors": run.errors,
     }
 
 
@@ -152,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: COURSE_DEVICE or auto)")
     parser.add_argument("--cell-timeout", type=int, default=600,
                         help="seconds one cell may take before the lecture is run again, once (default 600)")
+    parser.add_argument("--simulate-full-mnist", action="store_true",
+                        help="with only MNIST's test split, repeat it to the full dataset's size (the full dataset's times, "
+                             "not its accuracies; see course_lib.data)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep", type=Path, default=None, help="save each executed notebook into this folder")
     parser.add_argument("--annotate", action="store_true",
@@ -160,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["COURSE_SCALE"] = args.scale
     os.environ.pop("COURSE_QUICK", None)
-    os.environ.setdefault("COURSE_SIMULATE_FULL_MNIST", "1")
+    if args.simulate_full_mnist:
+        os.environ["COURSE_SIMULATE_FULL_MNIST"] = "1"
+    os.environ.setdefault("COURSE_SIMULATE_FULL_MNIST", "0")
     if args.device:
         os.environ["COURSE_DEVICE"] = args.device
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -180,12 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.scale} scale on {where}" + (", panel moves included" if args.moves else ""), flush=True)
     over_budget, failed = [], []
     for path in paths:
-        try:
-            entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
-        except (CellTimeoutError, DeadKernelError) as error:
-            # a lost kernel message leaves the client waiting on an idle kernel, now and then: try once more
-            print(f"    {path.stem}: {error.__class__.__name__}; running it again", flush=True)
-            entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
+        entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
         entry.update(lecture=path.stem, scale=args.scale, machine=where, measured=time.strftime("%Y-%m-%d"),
                      simulated_full_mnist=os.environ["COURSE_SIMULATE_FULL_MNIST"] == "1")
         results[f"{path.stem} | {args.scale} | {where}"] = entry
@@ -198,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         for error in entry["errors"]:
             print(f"    error in {error}", flush=True)
+        for wait in entry["client_waits"]:
+            print(f"    the client waited on finished cell {wait['index']}: {wait['client_s']:.1f} s for "
+                  f"{wait['kernel_s']:.1f} s in the kernel", flush=True)
         if entry["errors"]:
             failed.append(path.stem)
         if args.scale == "lecture":
