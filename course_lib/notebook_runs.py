@@ -19,7 +19,7 @@ consumes the edge. When that happens the poll sleeps to its timeout although the
 socket; at the timeout the poll's final non-blocking check finds the message and the run goes on as if
 nothing happened. Measured on lecture 04 at the quick scale: a panel cell whose reply the kernel sent
 3.6 s after starting it held the client for 600.0 s, exactly the cell timeout, and then completed
-without an error (2 of 9 runs). `PromptClient` waits on each channel in slices of at most `SLICE_S`
+without an error (2 of 6 runs). `PromptClient` waits on each channel in slices of at most `SLICE_S`
 seconds: every slice ends with a real ``zmq_poll``, which sees a message that is there, so a lost
 wake-up costs at most one slice. (nbval is not affected: its blocking client calls ``zmq_poll`` directly.)
 """
