@@ -147,3 +147,42 @@ def test_the_controls_wrap_onto_several_rows_instead_of_shrinking():
     row = panel.widget.children[0]
     assert list(row.children) == list(panel.controls.values())
     assert row.layout.flex_flow == "row wrap"  # the browser test checks that a slider keeps a usable width
+
+
+def test_sweep_moves_every_control_to_each_end_it_is_not_at():
+    from course_lib.widgets import control_ends, sweep_panels
+
+    panel = make_panel()  # x in [1, 2, 3, 4] at 3, scale on a log slider at 1, mode plain or negated
+    assert control_ends(panel.controls["x"]) == [1, 4] and control_ends(panel.controls["mode"]) == ["plain", "negated"]
+    assert control_ends(panel.controls["scale"]) == [pytest.approx(0.01), pytest.approx(100.0)]
+    logged = []
+    moves = sweep_panels({"panel": panel, "_hidden": make_panel(), "other": 3}, log=logged.append)
+    assert [(m["control"], m["value"]) for m in moves] == [("x", "1"), ("x", "4"), ("scale", repr(panel.controls["scale"].base ** -2)),
+                                                          ("scale", repr(panel.controls["scale"].base ** 2)), ("mode", "'negated'")]
+    assert logged == moves and all(m["changed"] for m in moves) and panel.runs == 5
+    assert panel.result == {"value": pytest.approx(-1600.0)}  # x = 4, scale = 100, negated: where the last moves left it
+
+
+def test_sweep_reports_a_move_that_changes_nothing_and_names_a_failing_one():
+    from course_lib.widgets import sweep_panels
+
+    def ignores_scale(x=1, scale=1.0):
+        return {"x": x}
+
+    moves = sweep_panels({"panel": ExperimentPanel(ignores_scale, x=[1, 2], scale=(0.5, 2.0))})
+    assert [(m["control"], m["changed"]) for m in moves] == [("x", True), ("scale", False), ("scale", False)]
+    panel = ExperimentPanel(fragile, x=(0, 2))
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        sweep_panels({"fragile_panel": panel})
+    if hasattr(raised.value, "__notes__"):
+        assert "fragile_panel's control x to 2" in raised.value.__notes__[0]
+
+
+def test_same_result_compares_tensors_and_nested_values_by_value():
+    import torch
+
+    from course_lib.widgets import same_result
+
+    assert same_result({"a": [torch.ones(2), 1.0]}, {"a": [torch.ones(2), 1.0]})
+    assert not same_result({"a": [torch.ones(2), 1.0]}, {"a": [torch.zeros(2), 1.0]})
+    assert not same_result(torch.ones(2), torch.ones(3)) and not same_result([1], (1,)) and not same_result({"a": 1}, {"b": 1})
