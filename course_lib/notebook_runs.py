@@ -127,7 +127,8 @@ def run_notebook(path: str | Path, timeout_s: int = 600, sweep: bool = False,
     """Execute the notebook at ``path`` in a fresh kernel (its folder as working directory) and time it.
 
     ``timeout_s`` bounds each cell; ``sweep`` moves every panel's controls to their ends after the last
-    cell; ``on_cell`` is called with each cell's times as it finishes. Errors in cells do not stop the run:
+    cell; ``on_cell`` is called with each cell's times as it finishes (its ``kernel_s`` there is still the
+    reply's time: the events' times are read at the end). Errors in cells do not stop the run:
     they are collected in ``errors`` as ``"cell N: Name: message"``.
     """
     path = Path(path)
@@ -145,8 +146,9 @@ def run_notebook(path: str | Path, timeout_s: int = 600, sweep: bool = False,
 
     def finished(cell, cell_index, execute_reply):
         if 1 <= cell_index <= len(code_cells):
+            reply_s = _stamp_seconds(cell)
             entry = {"index": code_cells[cell_index - 1], "client_s": time.perf_counter() - sent[cell_index],
-                     "reply_s": _stamp_seconds(cell)}
+                     "reply_s": reply_s, "kernel_s": reply_s}  # kernel_s: the events' time once the run is over
             run.cells.append(entry)
             if on_cell is not None:
                 on_cell(entry)
@@ -162,7 +164,8 @@ def run_notebook(path: str | Path, timeout_s: int = 600, sweep: bool = False,
     for entry, seconds in zip(run.cells, kernel_seconds[1:]):
         entry["kernel_s"] = seconds
     for entry in run.cells:
-        entry.setdefault("kernel_s", entry["reply_s"] or entry["client_s"])
+        if entry["kernel_s"] is None:
+            entry["kernel_s"] = entry["client_s"]
         if entry["reply_s"] is not None and entry["client_s"] - entry["reply_s"] > WAIT_TOLERANCE_S:
             run.waits.append(entry)
     if sweep:

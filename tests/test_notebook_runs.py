@@ -60,7 +60,9 @@ def test_a_run_reports_kernel_times_errors_and_panel_moves(tmp_path):
     notebook.cells = [nbformat.v4.new_markdown_cell("# a title")] + [nbformat.v4.new_code_cell(source) for source in CELLS]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "timed.ipynb")
-    run = run_notebook(tmp_path / "timed.ipynb", timeout_s=120, sweep=True)
+    reported = []
+    run = run_notebook(tmp_path / "timed.ipynb", timeout_s=120, sweep=True, on_cell=lambda entry: reported.append(dict(entry)))
+    assert [entry["index"] for entry in reported] == [1, 2, 3, 4] and all(entry["kernel_s"] >= 0 for entry in reported)
     assert [cell["index"] for cell in run.cells] == [1, 2, 3, 4]  # the stored notebook's cell numbers
     seconds = {cell["index"]: cell["kernel_s"] for cell in run.cells}
     assert 0.3 <= seconds[2] < 1.0 and 1.0 <= seconds[3] < 1.5, seconds  # the panel's default run; the sleep
