@@ -50,11 +50,12 @@ ALTERNATIVES = {
             return mean, ((stacked - mean) ** 2).mean(0).sqrt()
         """,
         "overfitting-answer": """
-            loss_gap, heldout_accuracy = {}, {}
+            loss_gap, heldout_accuracy, last_epoch_loss = {}, {}, {}
             for p in [0.0, 0.5]:
-                train_loss, heldout_loss, accuracy = overfit(p)
+                train_loss, heldout_loss, accuracy, last = overfit(p)
                 loss_gap[p] = heldout_loss - train_loss
                 heldout_accuracy[p] = accuracy
+                last_epoch_loss[p] = last
         """,
     },
     "uniform-below-keep": {
@@ -97,6 +98,16 @@ WRONG = {
 
         def forward(self, x):
             return inverted_dropout(x, self.p, True)
+    """}),
+    "module-never-drops": ({"dropout-module", "mc-dropout", "overfitting"}, {"dropout-module-answer": """
+        def __init__(self, p=0.5):
+            super().__init__()
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"p must be in [0, 1], got {p!r}")
+            self.p = p
+
+        def forward(self, x):
+            return x
     """}),
     "check-forgets-eval-mode": ({"dropout-check"}, {"dropout-check-answer": """
         ones = torch.ones(100_000)
