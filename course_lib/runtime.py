@@ -72,8 +72,8 @@ QUICK = Scale(name="quick", mnist_train=2_000, mnist_heldout=1_000, mnist_small=
               ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
               autoencoder_train=2_000, autoencoder_epochs=3)
 LECTURE = Scale(name="lecture", mnist_train=10_000, mnist_heldout=5_000, mnist_small=1_000, epochs=3, epochs_long=40,
-                hidden_units=128, cnn_train=3_000, timing_repeats=11, xor_steps=2_500, ginfty_mnist_train=10_000, ginfty_mnist_epochs=8,
-                ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=128, prune_toy_steps=1_000,
+                hidden_units=128, cnn_train=3_000, timing_repeats=11, xor_steps=2_000, ginfty_mnist_train=6_000, ginfty_mnist_epochs=10,
+                ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=1_000,
                 autoencoder_train=6_000, autoencoder_epochs=3)
 PAPER = Scale(name="paper", mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
               hidden_units=256, cnn_train=50_000, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,

@@ -45,8 +45,7 @@ def test_unknown_or_contradicting_scales_are_errors_naming_the_variable(monkeypa
 
 
 def test_scales_grow_from_quick_to_lecture_to_paper():
-    # the lecture trains g_infty's MNIST network on more digits for fewer epochs than the quick scale: its work,
-    # digits × epochs, still grows
+    # the paper trains g_infty's MNIST network on more digits for more epochs; what must grow is its work, digits × epochs
     work = {"ginfty_mnist_epochs": lambda s: s.ginfty_mnist_epochs * s.ginfty_mnist_train}
     for name in runtime.Scale.__dataclass_fields__:
         if name == "name":
