@@ -18,9 +18,10 @@ torch.set_num_threads(1)
 
 # Tests that only `python3 course.py test --complete` runs: the grading fixtures, which grade every
 # exercise's solution, alternative and wrong answers at two thread counts, the adversarial
-# submissions and nbgrader's autograde (each module names itself in COMPLETE_ONLY).
+# submissions and nbgrader's autograde, and every lecture at its default scale (each module names
+# itself in COMPLETE_ONLY).
 COMPLETE_ONLY = {"test_exercise_fairness.py", "test_grading_batch.py", "test_grading_budget.py", "test_grading_tricks.py",
-                 "test_nbgrader.py"}
+                 "test_lecture_scale.py", "test_nbgrader.py"}
 
 
 def xdist_scope(nodeid: str) -> str:
