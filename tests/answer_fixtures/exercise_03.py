@@ -80,6 +80,15 @@ ALTERNATIVES = {
     },
 }
 
+# A correct constructor, shared by the wrong modules below (each differs only in its forward).
+MODULE_INIT = """
+        def __init__(self, p=0.5):
+            super().__init__()
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"p must be in [0, 1], got {p!r}")
+            self.p = p
+"""
+
 WRONG = {
     "nan-at-p-one": ({"dropout-forward"}, {"dropout-forward-answer": """
         if not 0.0 <= p <= 1.0:
@@ -89,23 +98,11 @@ WRONG = {
         keep = (torch.rand_like(x) >= p).to(x.dtype)
         return x * keep / (1.0 - p)
     """}),
-    "module-ignores-eval": ({"dropout-module", "overfitting"}, {"dropout-module-answer": """
-        def __init__(self, p=0.5):
-            super().__init__()
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"p must be in [0, 1], got {p!r}")
-            self.p = p
-
+    "module-ignores-eval": ({"dropout-module", "overfitting"}, {"dropout-module-answer": MODULE_INIT + """
         def forward(self, x):
             return inverted_dropout(x, self.p, True)
     """}),
-    "module-never-drops": ({"dropout-module", "mc-dropout", "overfitting"}, {"dropout-module-answer": """
-        def __init__(self, p=0.5):
-            super().__init__()
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"p must be in [0, 1], got {p!r}")
-            self.p = p
-
+    "module-never-drops": ({"dropout-module", "mc-dropout", "overfitting"}, {"dropout-module-answer": MODULE_INIT + """
         def forward(self, x):
             return x
     """}),
