@@ -4,7 +4,7 @@
   the shape Zeiler & Fergus' deconvnet mirrors: only convolutions, ReLUs and max-pooling below the classifier.
 - `upsampling_autoencoder`: two stride-2 convolutions down (28 → 14 → 7 px) and two upsampling layers back, each
   upsampling layer one of
-  "k3s2" (ConvTranspose2d, kernel 3, stride 2: uneven overlap, as in the thesis' autoencoders),
+  "k3s2" (ConvTranspose2d, kernel 3, stride 2: uneven overlap, as in Çallı's MNIST autoencoder, the one lecture 08 prunes),
   "k4s2" (ConvTranspose2d, kernel 4, stride 2: even overlap),
   "resize" (nearest-neighbour ×2, then a 3×3 convolution).
 """
