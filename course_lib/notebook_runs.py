@@ -5,6 +5,8 @@ every panel's controls to their ends afterwards (`course_lib.widgets.sweep_panel
 code cell, three times:
 
 - ``kernel_s``: from IPython's ``pre_run_cell`` to its ``post_run_cell`` event, measured inside the kernel;
+  ``kernel_cpu_s`` is the kernel process's CPU time over the same span, which other processes on the machine do
+  not inflate (with one torch thread it is the cell's time on a quiet machine);
 - ``reply_s``: from the kernel's ``execute_input`` message to its ``execute_reply`` (the kernel's clock,
   messages included);
 - ``client_s``: what the client waited, from sending the cell to having its reply and all its output.
@@ -43,11 +45,11 @@ WAIT_TOLERANCE_S = 2.0  # client time beyond the kernel's reply time that counts
 KERNEL_CLOCK = """\
 import time as _clock_time
 _kernel_seconds = []
-_clock_started = _clock_time.perf_counter()
+_clock_started = (_clock_time.perf_counter(), _clock_time.process_time())
 def _clock_start(info):
-    globals()["_clock_started"] = _clock_time.perf_counter()
+    globals()["_clock_started"] = (_clock_time.perf_counter(), _clock_time.process_time())
 def _clock_stop(result):
-    _kernel_seconds.append(_clock_time.perf_counter() - _clock_started)
+    _kernel_seconds.append((_clock_time.perf_counter() - _clock_started[0], _clock_time.process_time() - _clock_started[1]))
 get_ipython().events.register("pre_run_cell", _clock_start)
 get_ipython().events.register("post_run_cell", _clock_stop)
 """
@@ -88,7 +90,7 @@ class NotebookRun:
     """What `run_notebook` measured; cell indices are those of the notebook as stored."""
 
     notebook: Any
-    cells: list[dict] = field(default_factory=list)  # index, kernel_s, reply_s, client_s
+    cells: list[dict] = field(default_factory=list)  # index, kernel_s, kernel_cpu_s, reply_s, client_s
     moves: list[dict] = field(default_factory=list)  # from sweep_panels
     errors: list[str] = field(default_factory=list)
     waits: list[dict] = field(default_factory=list)  # cells the client waited on after the kernel had finished
@@ -101,6 +103,11 @@ class NotebookRun:
     @property
     def slowest_cell(self) -> dict:
         return max(self.cells, key=lambda cell: cell["kernel_s"])
+
+    @property
+    def top_to_bottom_cpu_s(self) -> float:
+        """The kernel's CPU time over all cells: the lecture's time on a quiet machine with one torch thread."""
+        return sum(cell["kernel_cpu_s"] or 0.0 for cell in self.cells)
 
 
 def _stamp_seconds(cell) -> float | None:
@@ -161,11 +168,12 @@ def run_notebook(path: str | Path, timeout_s: int = 600, sweep: bool = False,
     run.wall_s = time.perf_counter() - began
     kernel_seconds = _printed(notebook.cells[-1], "KERNEL_SECONDS") or []
     # kernel_seconds[0] is the clock cell's own end; then one entry per cell that ran after it
-    for entry, seconds in zip(run.cells, kernel_seconds[1:]):
-        entry["kernel_s"] = seconds
+    for entry, (seconds, cpu_seconds) in zip(run.cells, kernel_seconds[1:]):
+        entry["kernel_s"], entry["kernel_cpu_s"] = seconds, cpu_seconds
     for entry in run.cells:
         if entry["kernel_s"] is None:
             entry["kernel_s"] = entry["client_s"]
+        entry.setdefault("kernel_cpu_s", None)
         if entry["reply_s"] is not None and entry["client_s"] - entry["reply_s"] > WAIT_TOLERANCE_S:
             run.waits.append(entry)
     if sweep:

@@ -66,6 +66,8 @@ def test_a_run_reports_kernel_times_errors_and_panel_moves(tmp_path):
     assert [cell["index"] for cell in run.cells] == [1, 2, 3, 4]  # the stored notebook's cell numbers
     seconds = {cell["index"]: cell["kernel_s"] for cell in run.cells}
     assert 0.3 <= seconds[2] < 1.0 and 1.0 <= seconds[3] < 1.5, seconds  # the panel's default run; the sleep
+    cpu = {cell["index"]: cell["kernel_cpu_s"] for cell in run.cells}
+    assert 0 <= cpu[3] < 0.5 and cpu[1] > 0, cpu  # sleeping costs no CPU time, importing does
     assert run.errors == ["cell 4: ValueError: on purpose"] and run.waits == []
     assert [(move["control"], move["value"], move["changed"]) for move in run.moves] == [("x", "3", True)]
     assert 0.9 <= run.moves[0]["seconds"] < 1.5
