@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 
 import nbformat
@@ -9,6 +10,12 @@ import pytest
 
 from course_lib import notebook_runs
 from course_lib.notebook_runs import in_slices, run_notebook
+
+
+def run_in_own_loop(coroutine):
+    """Run a coroutine to its end in a fresh event loop of its own thread (a test before may leave one running here)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class MissedWakeUp:
@@ -34,7 +41,7 @@ class Silent:
 def test_a_missed_wake_up_costs_one_slice_not_the_whole_timeout():
     channel = MissedWakeUp()
     started = time.monotonic()
-    message = asyncio.run(in_slices(channel.get_msg)(timeout=600))
+    message = run_in_own_loop(in_slices(channel.get_msg)(timeout=600))
     assert message == {"msg_type": "execute_reply"}
     assert time.monotonic() - started < 2 * notebook_runs.SLICE_S and channel.calls[0] == notebook_runs.SLICE_S
 
@@ -42,7 +49,7 @@ def test_a_missed_wake_up_costs_one_slice_not_the_whole_timeout():
 def test_a_silent_channel_still_times_out_at_the_deadline():
     started = time.monotonic()
     with pytest.raises(Empty):
-        asyncio.run(in_slices(Silent().get_msg)(timeout=1.2))
+        run_in_own_loop(in_slices(Silent().get_msg)(timeout=1.2))
     assert 1.2 <= time.monotonic() - started < 1.2 + notebook_runs.SLICE_S
 
 
