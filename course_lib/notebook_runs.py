@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from queue import Empty
 from typing import Any, Callable
@@ -115,8 +116,6 @@ def _stamp_seconds(cell) -> float | None:
     start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
     if not start or not end:
         return None
-    from datetime import datetime
-
     parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
     return (parse(end) - parse(start)).total_seconds()
 
