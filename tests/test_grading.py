@@ -64,6 +64,22 @@ def test_the_comparison_rule():
     assert evidence.disagreement(e(0.1 + 0.2), e(0.3)) is None and evidence.disagreement(e(0.31), e(0.3)) is not None
     assert evidence.disagreement(e(0.31), e(0.3), atol=0.02) is None
     assert evidence.disagreement("forged", e({"unsupported": 1})) is not None
+
+
+def test_a_disagreement_says_where_in_words_a_student_reads():
+    """The feedback names what differs (a recorded mapping's key), counts items from 1 and gives a tensor's index
+    as the student would write it: never ``value[1]`` or a flat index."""
+    e = evidence.encode
+    v = torch.zeros(2, 3, dtype=torch.float64)
+    wrong = v.clone()
+    wrong[1, 2] = 1.0
+    assert evidence.disagreement(e({"the parameters": v, "the second moment v after step 3": wrong}),
+                                 e({"the parameters": v, "the second moment v after step 3": v})) \
+        == "the second moment v after step 3 differs at index (1, 2)"
+    assert evidence.disagreement(e([1.0, {"bias": v[0]}]), e([1.0, {"bias": wrong[1]}])) \
+        == "item 2 of the value, bias differs at index (2,)"
+    assert evidence.disagreement(e(torch.tensor(2.0)), e(torch.tensor(1.0))) == "the value differs"
+    assert evidence.disagreement(e([1, 2]), e([1, 3])) == "item 2 of the value differs"
     # Anything a student's kernel sends is data: malformed records disagree, they never raise.
     for junk in (None, [], {"tensor": 3}, {"tensor": {"shape": [3], "values": "x"}}, {"float": [1]}, {"sequence": 5}):
         assert evidence.disagreement(junk, e(torch.ones(3))) is not None
@@ -143,7 +159,7 @@ def test_a_part_passes_only_with_every_record_agreeing():
     good = [record("a", torch.ones(2)), {"key": "b", "value": {"raised": ["ValueError", "Exception"], "text": "got 7"}}]
     assert judge(PART, REFERENCE, CellOutcome("ran", records=good), 20).status == PASSED
     wrong = judge(PART, REFERENCE, CellOutcome("ran", records=[record("a", torch.zeros(2)), good[1]]), 20)
-    assert (wrong.status, wrong.message) == (FAILED, "message of a (the value differs at flat index 0)")
+    assert (wrong.status, wrong.message) == (FAILED, "message of a (the value differs at index (0,))")
     unnamed = judge(PART, REFERENCE, CellOutcome("ran", records=[good[0], {"key": "b", "value": {
         "raised": ["ValueError"], "text": "bad value"}}]), 20)
     assert unnamed.message == "message of b (the error message does not name the value)"

@@ -219,9 +219,9 @@ def test_a_part_passes_with_every_check_agreeing_whatever_else_the_kernel_sent()
 def test_the_feedback_names_the_first_failed_check_and_counts_the_others():
     wrong_a, wrong_b = made("a", torch.zeros(2)), raised("b", "TypeError")
     assert verdict(judge(PART, REFERENCE, CellOutcome("ran", records=[wrong_a, GOOD[1], GOOD[2]]), 20)) == (
-        FAILED, "message of a (the value differs at flat index 0)")
+        FAILED, "message of a (the value differs at index (0,))")
     assert verdict(judge(PART, REFERENCE, CellOutcome("ran", records=[wrong_a, wrong_b, GOOD[2]]), 20)) == (
-        FAILED, "message of a (the value differs at flat index 0; 1 more check(s) of this part failed)")
+        FAILED, "message of a (the value differs at index (0,); 1 more check(s) of this part failed)")
     assert verdict(judge(PART, REFERENCE, CellOutcome("ran", records=[wrong_b]), 20)) == (
         FAILED, "message of a (this check made no record; 2 more check(s) of this part failed)")
     assert verdict(judge(PART, REFERENCE, CellOutcome("ran", records=[*GOOD, GOOD[1]]), 20)) == (

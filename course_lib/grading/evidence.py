@@ -125,6 +125,16 @@ def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
     return abs(x - y) <= atol + rtol * abs(y)
 
 
+def _position(flat: int, shape: list[int]) -> str:
+    """Where the ``flat``-th value (row by row) of a tensor of ``shape`` sits, as a student indexes it:
+    ``"index (1, 2)"``."""
+    indices = []
+    for size in reversed(shape):
+        flat, index = divmod(flat, size) if size else (flat, 0)
+        indices.append(index)
+    return f"index ({', '.join(map(str, reversed(indices)))}{',' if len(shape) == 1 else ''})"
+
+
 def disagreement(got: Any, want: Any, rtol: float | None = None, atol: float | None = None,
                  exact_dtype: bool = True, where: str = "the value") -> str | None:
     """Why the encoded ``got`` does not agree with the encoded ``want`` (None when it does).
@@ -133,6 +143,10 @@ def disagreement(got: Any, want: Any, rtol: float | None = None, atol: float | N
     feedback). Tensors must have the same shape, the same dtype (unless ``exact_dtype`` is False) and values within
     ``atol + rtol·|want|`` (floating dtypes; defaults by dtype from `TOLERANCES`) or equal (integer and bool
     dtypes). Floats are compared the same way, everything else exactly; sequences and mappings item by item.
+
+    The reason says where, in words a student reads: a mapping's key names its item (record
+    ``{"the second moment v after step 3": v}`` and a wrong ``v`` reads "the second moment v after step 3 differs at
+    index (2,)"), a sequence's items are counted from 1 ("item 2 of the value differs").
     """
     if isinstance(want, dict) and "tensor" in want:
         if not (isinstance(got, dict) and isinstance(got.get("tensor"), dict)):
@@ -153,7 +167,7 @@ def disagreement(got: Any, want: Any, rtol: float | None = None, atol: float | N
             same = _close(x, y, r, a) if floating else (type(x) is type(y) and x == y) or (
                 not exact_dtype and _close(x, y, 0.0, 0.0))
             if not same:
-                return f"{where} differs at flat index {index}"
+                return f"{where} differs" + (f" at {_position(index, w['shape'])}" if w["shape"] else "")
         return None
     if isinstance(want, dict) and "float" in want:
         if not (isinstance(got, dict) and "float" in got) and not (isinstance(got, int) and not isinstance(got, bool)):
@@ -169,7 +183,7 @@ def disagreement(got: Any, want: Any, rtol: float | None = None, atol: float | N
         if len(got["sequence"]) != len(want["sequence"]):
             return f"{where} should have {len(want['sequence'])} items"
         for index, (x, y) in enumerate(zip(got["sequence"], want["sequence"])):
-            reason = disagreement(x, y, rtol, atol, exact_dtype, f"{where}[{index}]")
+            reason = disagreement(x, y, rtol, atol, exact_dtype, f"item {index + 1} of {where}")
             if reason:
                 return reason
         return None
@@ -179,7 +193,8 @@ def disagreement(got: Any, want: Any, rtol: float | None = None, atol: float | N
         if set(got["mapping"]) != set(want["mapping"]):
             return f"{where} has other keys"
         for key in want["mapping"]:
-            reason = disagreement(got["mapping"][key], want["mapping"][key], rtol, atol, exact_dtype, f"{where}[{key!r}]")
+            named = key if where == "the value" else f"{where}, {key}"
+            reason = disagreement(got["mapping"][key], want["mapping"][key], rtol, atol, exact_dtype, named)
             if reason:
                 return reason
         return None
