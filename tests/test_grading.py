@@ -315,6 +315,13 @@ def test_written_answers_are_reviewed_and_graded_by_hand(tmp_path):
     review = files["manual/answers.md"].decode()
     assert "**Question.**\n\nWhy?" in review and "Because." in review and "`````text\nIt works" in review
     assert "(failed: no answer was written)" in review
+    sheet_notebook = nbformat.reads(files["manual/answers.ipynb"].decode(), as_version=4)
+    nbformat.validate(sheet_notebook)
+    sources = [c.source for c in sheet_notebook.cells]
+    assert all(c.cell_type == "markdown" for c in sheet_notebook.cells)
+    assert "**Question.**\n\nWhy?" in sources[1] and "Because." in sources[1]
+    assert sources[2:] == ["### al (why)\n\n(failed: no answer was written)", "### bo (why)",
+                           "It works because ```` reasons."], "each answer rendered in a cell of its own"
     sheet = tmp_path / "scores.csv"
     sheet.write_bytes(files["manual/scores.csv"])
     rows = list(csv.DictReader(io.StringIO(sheet.read_text())))

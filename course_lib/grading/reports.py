@@ -4,6 +4,7 @@ manifest of them all.
     OUTPUT/grades.csv              one row per student, one column per exercise:part, total, pending, maximum
     OUTPUT/feedback/<student>.md   each exercise handed in: each part, its points, why it failed; notes
     OUTPUT/manual/answers.md       every written answer, question by question, with the model answer (instructor)
+    OUTPUT/manual/answers.ipynb    the same as a notebook: JupyterLab renders every answer's Markdown and formulas
     OUTPUT/manual/scores.csv       one row per written answer to fill in (points, comment): give it back with
                                    ``course-grade ... --manual OUTPUT/manual/scores.csv``
     OUTPUT/logs/<student>.log      pytest's output for each exercise, for the instructor
@@ -39,6 +40,8 @@ import os
 import shutil
 import string
 from pathlib import Path
+
+import nbformat
 
 from course_lib.grading.verdicts import (BY_HAND, FAILED, GRADED_BY_HAND, NOT_GRADABLE, PASSED, ExerciseResult, Part,
                                          PartResult, grade_by_hand)
@@ -166,7 +169,37 @@ def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) ->
             else:
                 review += [f"({MARKS[verdict.status]}: {verdict.message})", ""]
     return {"manual/answers.md": "\n".join(review).encode("utf-8", "replace"),
+            "manual/answers.ipynb": _review_notebook(results, manual).encode("utf-8", "replace"),
             "manual/scores.csv": _csv(rows).encode("utf-8", "replace")}
+
+
+def _review_notebook(results: list[ExerciseResult], manual: list[Part]) -> str:
+    """The written answers as a notebook of Markdown cells, which JupyterLab renders (formulas included) where the
+    Markdown file shows raw text: per question a heading, the question and the model answer, then per student a
+    heading cell and their answer in a cell of its own.
+
+    A student's answer is rendered but stays in its own cell: it cannot change the headings around it, and JupyterLab
+    shows a notebook it has not signed as untrusted, so any HTML in an answer is sanitized (no script runs).
+    """
+    cells = [nbformat.v4.new_markdown_cell(
+        "# Written answers to grade by hand\n\nThe students' answers rendered as Markdown with their formulas; "
+        "`answers.md` beside this notebook shows them verbatim. Fill in `scores.csv` (points and a comment per row).")]
+    for part in manual:
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"## {part.exercise}: {part.part_id} ({_number(part.points)} points)\n\n**Question.**\n\n"
+            f"{part.question.strip() or '(no question text)'}\n\n**Model answer.**\n\n{part.model_answer or '(none)'}"))
+        for result in sorted(results, key=lambda r: r.student):
+            verdict = next((pr for pr in result.results if pr.part.column == part.column), None)
+            if verdict is None:
+                continue
+            if verdict.status in (BY_HAND, GRADED_BY_HAND):
+                cells += [nbformat.v4.new_markdown_cell(f"### {markdown_text(result.student)} ({part.part_id})"),
+                          nbformat.v4.new_markdown_cell(verdict.answer or "(empty)")]
+            else:
+                cells.append(nbformat.v4.new_markdown_cell(
+                    f"### {markdown_text(result.student)} ({part.part_id})\n\n({MARKS[verdict.status]}: "
+                    f"{markdown_text(verdict.message)})"))
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
 
 
 # ----------------------------------------------------------------------------------------------------------
