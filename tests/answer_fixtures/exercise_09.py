@@ -4,9 +4,6 @@ ALTERNATIVES = {
     "named-modules-and-formulas": {
         "record-answer": """
             wanted = set(names)
-            missing = wanted - {name for name, _ in model.named_modules()}
-            if missing:
-                raise ValueError(f"unknown module name(s): {sorted(missing)}")
             outputs, handles = {}, []
             for name, module in model.named_modules():
                 if name in wanted:
@@ -19,24 +16,23 @@ ALTERNATIVES = {
                     handles.pop().remove()
             return outputs
         """,
-        "saliency-answer": """
-            mode = model.training
-            model.train(False)
-            maps = []
-            for n in range(x.shape[0]):
-                image = x[n:n + 1].detach().clone().requires_grad_()
-                score = model(image)[0, int(target[n])]
-                maps.append(torch.autograd.grad(score, image)[0].abs().max(dim=1).values[0])
-            model.train(mode)
-            return torch.stack(maps)
+        "guided-check-answer": """
+            x = torch.tensor([[-2.0, -2.0, 3.0, 3.0, 0.5]])
+            grad = torch.tensor([[1.5, -1.0, 2.0, -4.0, 0.25]])
+            x_given, grad_given = x.clone(), grad.clone()
+            out = rule(x_given, grad_given)
+            if not (torch.equal(x_given, x) and torch.equal(grad_given, grad)):
+                return False
+            return torch.equal(out, torch.tensor([[0.0, 0.0, 2.0, 0.0, 0.25]]))
         """,
         "overlap-answer": (
             """
-            length = (size - 1) * stride + kernel
-            return [sum(1 for i in range(size) if 0 <= j - i * stride < kernel) for j in range(length)]
+            return [kernel // stride + (1 if r < kernel % stride else 0) for r in range(stride)]
             """,
             """
-            return kernel % stride != 0
+            counts = interior_overlap(kernel, stride)
+            two_d = [a * b for a in counts for b in counts]
+            return max(two_d) / min(two_d)
             """,
         ),
         "ascent-step-answer": """
@@ -51,39 +47,123 @@ ALTERNATIVES = {
             mask.scatter_(1, smallest, 0.0)
             return stepped * mask.view(n, 1, h, w)
         """,
+        "decay-sweep-answer": """
+            u = w / w.abs().mean()
+            gain = float((w * u).sum())
+            start = float((w * x0).sum())
+            q = 1.0 - decay
+            geometric = steps if decay == 0 else q * (1 - q ** steps) / (1 - q)
+            return b + q ** steps * start + lr * gain * geometric
+        """,
     },
     "loops-and-lists": {
-        "decay-sweep-answer": """
-            scores, norms = [], []
-            for decay in decays:
-                score, norm = maximize(decay)
-                scores.append(score)
-                norms.append(norm)
+        "record-answer": """
+            recorded, handles = {}, []
+            try:
+                for name in names:
+                    module = model.get_submodule(name)
+                    handles.append(module.register_forward_hook(
+                        lambda m, i, o, key=name: recorded.update({key: torch.clone(o).detach()})))
+                model(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            return recorded
+        """,
+        "guided-check-answer": """
+            x = torch.linspace(-3, 3, 12).repeat(12, 1)
+            grad = x.t().clone()
+            x_given, grad_given = x.clone(), grad.clone()
+            out = rule(x_given, grad_given)
+            unchanged = torch.equal(x_given, x) and torch.equal(grad_given, grad)
+            negative_input_blocked = bool((out[x < 0] == 0).all())
+            negative_signal_blocked = bool((out[grad < 0] == 0).all())
+            both_positive = (x > 0) & (grad > 0)
+            passes = torch.equal(out[both_positive], grad[both_positive])
+            return unchanged and negative_input_blocked and negative_signal_blocked and passes
         """,
         "overlap-answer": (
             """
-            counts = [0 for _ in range(stride * (size - 1) + kernel)]
-            for start in range(0, stride * size, stride):
-                counts[start:start + kernel] = [c + 1 for c in counts[start:start + kernel]]
-            return counts
+            size = 2 * kernel + 4
+            counts = [0] * ((size - 1) * stride + kernel)
+            for i in range(size):
+                for t in range(kernel):
+                    counts[i * stride + t] += 1
+            middle = stride * kernel
+            return [counts[middle + r] for r in range(stride)]
             """,
             """
-            counts = overlap_counts(kernel, stride, 8)
-            return min(counts[kernel:-kernel]) != max(counts[kernel:-kernel])
+            counts = interior_overlap(kernel, stride)
+            high, low = max(counts), min(counts)
+            return high * high / (low * low)
             """,
         ),
+        "decay-sweep-answer": """
+            factor = 1.0 - decay
+            score_of_start = (w * x0).sum().item()
+            per_step = lr * (w * w).sum().item() / w.abs().mean().item()
+            total = sum(factor ** t for t in range(1, steps + 1))
+            return b + factor ** steps * score_of_start + per_step * total
+        """,
     },
 }
 
+_RECORD = """
+    modules = dict(model.named_modules())
+    recorded = {{}}
+    handles = [modules[name].register_forward_hook(
+        lambda module, inputs, output, name=name: recorded.__setitem__(name, {copy})) for name in names]
+{run}
+    return recorded
+"""
+_TRY_FINALLY = """    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()"""
+
+_GUIDED = """
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 4, generator=generator, dtype=torch.float64)
+    grad = torch.randn(2, 3, 4, 4, generator=generator, dtype=torch.float64)
+    x_before, grad_before = x.clone(), grad.clone()
+    passed = rule(x, grad)
+{body}
+"""
+
+_STEP = """
+    {step}
+    n, c, h, w = x.shape
+    count = round(h * w * clip_percent / 100)
+    if count > 0:
+        smallest = {score}.reshape(n, h * w).argsort(dim=1)[:, :count]
+        keep = torch.ones(n, h * w, dtype=x.dtype, device=x.device).scatter_(1, smallest, 0.0).reshape(n, 1, h, w)
+        x = x * keep
+    return x
+"""
+
 WRONG = {
-    "recorded-without-a-copy": ({"record"}, {"record-answer": """
-        modules = dict(model.named_modules())
-        for name in names:
-            if name not in modules:
-                raise ValueError(f"no module named {name!r}")
-        recorded = {}
-        handles = [modules[name].register_forward_hook(
-            lambda module, inputs, output, name=name: recorded.__setitem__(name, output.detach())) for name in names]
+    # Part 1: one slip per rule of the text
+    "recorded-without-a-copy": ({"record"}, {"record-answer": _RECORD.format(
+        copy="output.detach()", run=_TRY_FINALLY)}),
+    "hooks-removed-only-after-success": ({"record"}, {"record-answer": _RECORD.format(
+        copy="output.detach().clone()", run="""    model(x)
+    for handle in handles:
+        handle.remove()""")}),
+    "forward-error-swallowed": ({"record"}, {"record-answer": _RECORD.format(
+        copy="output.detach().clone()", run="""    try:
+        model(x)
+    except RuntimeError:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()""")}),
+    "only-top-level-names": ({"record"}, {"record-answer": """
+        wanted, recorded, handles = set(names), {}, []
+        for name, module in model.named_children():
+            if name in wanted:
+                handles.append(module.register_forward_hook(
+                    lambda m, i, o, name=name: recorded.__setitem__(name, o.detach().clone())))
         try:
             model(x)
         finally:
@@ -91,27 +171,34 @@ WRONG = {
                 handle.remove()
         return recorded
     """}),
-    "saliency-in-train-mode": ({"saliency"}, {"saliency-answer": """
-        image = x.detach().clone().requires_grad_(True)
-        scores = model(image).gather(1, target.view(-1, 1)).sum()
-        gradient, = torch.autograd.grad(scores, image)
-        return gradient.abs().amax(dim=1)
+    # Part 2: a check that never looks where the forward input is negative, and one that raises instead of answering
+    "check-ignores-the-forward-mask": ({"guided-check"}, {"guided-check-answer": _GUIDED.format(body="""
+    if not (torch.equal(x, x_before) and torch.equal(grad, grad_before)):
+        return False
+    positive = x_before > 0
+    return torch.equal(passed[positive], grad_before.clamp_min(0)[positive])""")}),
+    "check-raises-instead-of-returning-false": ({"guided-check"}, {"guided-check-answer": _GUIDED.format(body="""
+    assert torch.equal(x, x_before) and torch.equal(grad, grad_before), "the rule changed its inputs"
+    expected = torch.where((x_before > 0) & (grad_before > 0), grad_before, torch.zeros_like(grad_before))
+    assert torch.equal(passed, expected), "this is not guided backpropagation's rule"
+    return True""")}),
+    # Part 3: every position gets k // s taps (the remainder forgotten)
+    "overlap-remainder-forgotten": ({"overlap"}, {"overlap-answer": """
+        return [kernel // stride] * stride
     """}),
-    "one-tap-short": ({"overlap"}, {"overlap-answer": """
-        counts = [0] * ((size - 1) * stride + kernel)
-        for i in range(size):
-            for tap in range(kernel - 1):
-                counts[i * stride + tap] += 1
-        return counts
-    """}),
-    "clipped-on-the-first-channel": ({"ascent-step"}, {"ascent-step-answer": """
-        x = (x + lr * grad / grad.abs().mean()) * (1 - decay)
-        n, c, h, w = x.shape
-        count = round(h * w * clip_percent / 100)
-        if count > 0:
-            smallest = x[:, 0].abs().reshape(n, h * w).argsort(dim=1)[:, :count]
-            keep = torch.ones(n, h * w, dtype=x.dtype, device=x.device).scatter_(1, smallest, 0.0).reshape(n, 1, h, w)
-            x = x * keep
-        return x
+    # Part 4: a formula slip, and the in-place slip
+    "clipped-on-the-first-channel": ({"ascent-step"}, {"ascent-step-answer": _STEP.format(
+        step="x = (x + lr * grad / grad.abs().mean()) * (1 - decay)", score="x[:, 0].abs()")}),
+    "step-modifies-x-in-place": ({"ascent-step"}, {"ascent-step-answer": _STEP.format(
+        step="x += lr * grad / grad.abs().mean()\n    x *= 1 - decay", score="x.norm(dim=1)")}),
+    # Part 5: the decay applied before the step's push instead of after it
+    "decay-before-the-push": ({"decay-sweep"}, {"decay-sweep-answer": """
+        push = lr * w / w.abs().mean()
+        if decay == 0:
+            x = x0 + steps * push
+        else:
+            keep = (1 - decay) ** steps
+            x = keep * x0 + push * (1 - keep) / decay
+        return float((w * x).sum() + b)
     """}),
 }
