@@ -1,7 +1,7 @@
 """Exercise 04: other correct answers, and slips that each cost exactly the part they break (the outline of the
 course design's section 6: a biased running variance, batch statistics in eval mode, the momentum reversed; and
-for the derive and design parts, the batch-normalization formula copied onto layer normalization, and a check that
-looks at training mode only)."""
+for the derive and design parts, batch normalization's statistics or its gradient formula copied onto layer
+normalization, and a check that looks at training mode only)."""
 
 ALTERNATIVES = {
     "mean-of-squares-and-loops": {
@@ -191,6 +191,33 @@ WRONG = {
                 running_mean.mul_(1 - momentum).add_(momentum * mean)
                 running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
         return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+    """}),
+    "running-statistics-updated-in-eval-mode-too": ({"eval-mode"}, {"batchnorm-answer": """
+        batch_mean, batch_var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+        mean, var = (batch_mean, batch_var) if training else (running_mean.clone(), running_var.clone())
+        with torch.no_grad():
+            n = x.shape[0]
+            running_mean.mul_(1 - momentum).add_(momentum * batch_mean)
+            running_var.mul_(1 - momentum).add_(momentum * batch_var * n / (n - 1))
+        return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+    """}),
+    "layernorm-statistics-over-the-batch": ({"layernorm-backward"}, {"layernorm-answer": """
+        @staticmethod
+        def forward(ctx, x, gamma, beta, eps):
+            mean = x.mean(dim=0)
+            sigma = torch.sqrt(x.var(dim=0, unbiased=False) + eps)
+            z = (x - mean) / sigma
+            ctx.save_for_backward(z, sigma, gamma)
+            return gamma * z + beta
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            z, sigma, gamma = ctx.saved_tensors
+            n = grad_y.shape[0]
+            grad_gamma = (grad_y * z).sum(dim=0)
+            grad_beta = grad_y.sum(dim=0)
+            grad_x = gamma / (n * sigma) * (n * grad_y - grad_beta - z * grad_gamma)
+            return grad_x, grad_gamma, grad_beta, None
     """}),
     "layernorm-with-gamma-outside-the-sums": ({"layernorm-backward"}, {"layernorm-answer": """
         @staticmethod
