@@ -185,6 +185,20 @@ WRONG = {
             probabilities = torch.stack([model(x).softmax(dim=1) for _ in range(samples)])
         return probabilities.mean(dim=0), probabilities.std(dim=0, unbiased=False)
     """}),
+    "one-pass-too-many": ({"mc-dropout"}, {"mc-dropout-answer": """
+        modes = {module: module.training for module in model.modules()}
+        model.eval()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.train()
+        with torch.no_grad():
+            probabilities = torch.zeros(samples, *model(x).shape)  # one pass to learn the output's shape
+            for k in range(samples):
+                probabilities[k] = model(x).softmax(dim=1)
+        for module, training in modes.items():
+            module.train(training)
+        return probabilities.mean(dim=0), probabilities.std(dim=0, unbiased=False)
+    """}),
     "gap-reversed": ({"overfitting"}, {"overfitting-answer": """
         runs = {p: overfit(p) for p in (0.0, 0.5)}
         loss_gap = {p: train_loss - heldout_loss for p, (train_loss, heldout_loss, _, _) in runs.items()}
