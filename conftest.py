@@ -16,6 +16,11 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+# The grader's own tests grade a fixed copy of exercise 01 (see tests/grading_subject/README.md): data for those
+# tests, not notebooks for nbval to run (its exercise stops at its first gap on purpose).
+collect_ignore = ["tests/grading_subject"]
+
+
 # Tests that only `python3 course.py test --complete` runs: the grading fixtures, which grade every
 # exercise's solution, alternative and wrong answers at two thread counts, the adversarial
 # submissions and nbgrader's autograde, and every lecture at its default scale (each module names

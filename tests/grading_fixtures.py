@@ -30,8 +30,8 @@ import nbformat
 from course_lib.grading.verdicts import exercise_parts
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
-EXERCISE = ROOT / "exercises" / "01_batch_sgd.ipynb"
+SOLUTION = ROOT / "tests" / "grading_subject" / "solutions" / "01_batch_sgd.ipynb"
+EXERCISE = ROOT / "tests" / "grading_subject" / "exercises" / "01_batch_sgd.ipynb"
 # The parts graded automatically (the written answer waits for the instructor and is not part of these grades).
 ALL = frozenset(p.part_id for p in exercise_parts(nbformat.read(SOLUTION, as_version=4), SOLUTION.stem) if not p.manual)
 NONE = frozenset()

@@ -21,8 +21,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
-EXERCISE = ROOT / "exercises" / "01_batch_sgd.ipynb"
+SOLUTION = ROOT / "tests" / "grading_subject" / "solutions" / "01_batch_sgd.ipynb"
+EXERCISE = ROOT / "tests" / "grading_subject" / "exercises" / "01_batch_sgd.ipynb"
 
 ARGMAX = '''
 def minibatches(x, y, batch_size, generator=None):

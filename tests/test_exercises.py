@@ -265,15 +265,15 @@ def build_with_a_changed_check(tmp_path, capsys, name: str, part: str, change) -
 
 
 def test_the_build_refuses_a_solution_that_breaks_a_rule(tmp_path, capsys):
-    code, error, _ = build_with_a_changed_check(tmp_path, capsys, "01_batch_sgd", "eta-sweep", lambda source: source.replace(
-        "the accuracy the text names", "0.7 (the solution measures 0.54)"))
+    code, error, _ = build_with_a_changed_check(tmp_path, capsys, "01_batch_sgd", "scaling-rule", lambda source: source.replace(
+        "within three points of the numbers", "within three points of 0.754 and the other numbers"))
     assert code == 2
-    assert "01_batch_sgd.ipynb, part 'eta-sweep'" in error and "rule b" in error and "message=" in error
+    assert "01_batch_sgd.ipynb, part 'scaling-rule'" in error and "rule b" in error and "message=" in error
 
 
 def test_the_build_refuses_a_helper_bound_as_a_global(tmp_path, capsys):
-    code, error, out = build_with_a_changed_check(tmp_path, capsys, "02_momentum_adam", "valley", lambda source: source.replace(
-        "### END HIDDEN TESTS", "twin = lambda w: narrow_valley(w)\n### END HIDDEN TESTS"))
+    code, error, out = build_with_a_changed_check(tmp_path, capsys, "02_momentum_adam", "stability", lambda source: source.replace(
+        "### END HIDDEN TESTS", "twin = lambda lr, gamma: stays_bounded(lr, gamma)\n### END HIDDEN TESTS"))
     assert code == 2
-    assert "02_momentum_adam.ipynb, part 'valley'" in error and "rule a" in error and "twin = lambda" in error
+    assert "02_momentum_adam.ipynb, part 'stability'" in error and "rule a" in error and "twin = lambda" in error
     assert not out.exists() or not list(out.iterdir())

@@ -27,8 +27,8 @@ from course_lib.grading.verdicts import (BUILTIN_EXCEPTIONS, BY_HAND, FAILED, NO
                                          ExerciseResult, Part, PartResult, judge, reference_records, ungraded_notes, visible_messages, written_answer)
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLUTION = ROOT / "solutions" / "01_batch_sgd.ipynb"
-EXERCISE = ROOT / "exercises" / "01_batch_sgd.ipynb"
+SOLUTION = ROOT / "tests" / "grading_subject" / "solutions" / "01_batch_sgd.ipynb"
+EXERCISE = ROOT / "tests" / "grading_subject" / "exercises" / "01_batch_sgd.ipynb"
 SANDBOX, WHY = sandbox.available()
 needs_sandbox = pytest.mark.skipif(not SANDBOX, reason=f"no sandbox here: {WHY}")
 

@@ -142,9 +142,10 @@ def _fenced(text: str) -> str:
 
 
 def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) -> dict[str, bytes]:
-    """The instructor's review of the written answers (Markdown) and the table to fill in (CSV); empty when no
-    exercise has a written answer."""
-    manual = [p for exercise in sorted(parts) for p in parts[exercise] if p.manual]
+    """The instructor's review of the written answers (Markdown, and a notebook that renders them) and the table to
+    fill in (CSV), for the questions of the exercises handed in; empty when none of them has a written answer."""
+    handed_in = {(r.exercise, pr.part.part_id) for r in results for pr in r.results}
+    manual = [p for exercise in sorted(parts) for p in parts[exercise] if p.manual and (exercise, p.part_id) in handed_in]
     if not manual:
         return {}
     review = ["# Written answers to grade by hand", "",
@@ -199,6 +200,8 @@ def _review_notebook(results: list[ExerciseResult], manual: list[Part]) -> str:
                 cells.append(nbformat.v4.new_markdown_cell(
                     f"### {markdown_text(result.student)} ({part.part_id})\n\n({MARKS[verdict.status]}: "
                     f"{markdown_text(verdict.message)})"))
+    for index, cell in enumerate(cells):  # ids by position, not at random: the same batch writes the same bytes
+        cell.id = f"cell-{index}"
     return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
 
 
