@@ -186,6 +186,16 @@ WRONG = {
     "overlap-remainder-forgotten": ({"overlap"}, {"overlap-answer": """
         return [kernel // stride] * stride
     """}),
+    # Part 3: the 2-D ratio taken as the 1-D one (a tap in 2-D is a pair of taps)
+    "overlap-ratio-in-one-dimension": ({"overlap"}, {"overlap-answer": (
+        """
+        return [(kernel - r + stride - 1) // stride if r < kernel else 0 for r in range(stride)]
+        """,
+        """
+        counts = interior_overlap(kernel, stride)
+        return max(counts) / min(counts)
+        """,
+    )}),
     # Part 4: a formula slip, and the in-place slip
     "clipped-on-the-first-channel": ({"ascent-step"}, {"ascent-step-answer": _STEP.format(
         step="x = (x + lr * grad / grad.abs().mean()) * (1 - decay)", score="x[:, 0].abs()")}),
