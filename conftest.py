@@ -46,9 +46,15 @@ def xdist_scope(nodeid: str) -> str:
 import pytest  # noqa: E402
 
 
+# Single tests that only the complete suite runs: every lecture run top to bottom in JupyterLab through Chromium. The
+# everyday suite runs every lecture top to bottom under nbval, every panel swept, and keeps the browser tests of the
+# sliders and of an exercise; these ten JupyterLab runs (6 min of one worker) would take it past 10 minutes.
+COMPLETE_ONLY_TESTS = ("test_browser.py::test_lecture_runs_in_jupyterlab_without_errors",)
+
+
 def pytest_itemcollected(item):
     """Mark the grading fixtures' tests as they are collected, before ``-m`` selects."""
-    if item.path.name in COMPLETE_ONLY:
+    if item.path.name in COMPLETE_ONLY or item.nodeid.split("tests/", 1)[-1].startswith(COMPLETE_ONLY_TESTS):
         item.add_marker(pytest.mark.complete)
 
 
