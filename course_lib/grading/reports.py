@@ -152,14 +152,11 @@ def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) ->
               "Fill in `scores.csv` beside this file (points and a comment per row), then give it back with "
               "`course-grade SOLUTIONS SUBMISSIONS -o OUTPUT --manual OUTPUT/manual/scores.csv`.", ""]
     rows = [["student", "exercise", "part", "points", "maximum", "comment"]]
-    for part in manual:
+    for part, answers in _written_answers(results, manual):
         review += [f"## {part.exercise}: {part.part_id} ({_number(part.points)} points)", "",
                    "**Question.**", "", part.question.strip() or "(no question text)", "",
                    "**Model answer.**", "", part.model_answer or "(none)", ""]
-        for result in sorted(results, key=lambda r: r.student):
-            verdict = next((pr for pr in result.results if pr.part.column == part.column), None)
-            if verdict is None:
-                continue
+        for result, verdict in answers:
             review += [f"### {markdown_text(result.student)}", ""]
             if verdict.status in (BY_HAND, GRADED_BY_HAND):
                 review += [_fenced(verdict.answer), ""]
@@ -174,6 +171,15 @@ def manual_files(results: list[ExerciseResult], parts: dict[str, list[Part]]) ->
             "manual/scores.csv": _csv(rows).encode("utf-8", "replace")}
 
 
+def _written_answers(results: list[ExerciseResult], manual: list[Part]):
+    """Question by question, each student's verdict on it, by student name: ``(part, [(result, verdict), ...])``."""
+    by_student = sorted(results, key=lambda r: r.student)
+    for part in manual:
+        verdicts = [(result, next((pr for pr in result.results if pr.part.column == part.column), None))
+                    for result in by_student]
+        yield part, [(result, verdict) for result, verdict in verdicts if verdict is not None]
+
+
 def _review_notebook(results: list[ExerciseResult], manual: list[Part]) -> str:
     """The written answers as a notebook of Markdown cells, which JupyterLab renders (formulas included) where the
     Markdown file shows raw text: per question a heading, the question and the model answer, then per student a
@@ -185,14 +191,11 @@ def _review_notebook(results: list[ExerciseResult], manual: list[Part]) -> str:
     cells = [nbformat.v4.new_markdown_cell(
         "# Written answers to grade by hand\n\nThe students' answers rendered as Markdown with their formulas; "
         "`answers.md` beside this notebook shows them verbatim. Fill in `scores.csv` (points and a comment per row).")]
-    for part in manual:
+    for part, answers in _written_answers(results, manual):
         cells.append(nbformat.v4.new_markdown_cell(
             f"## {part.exercise}: {part.part_id} ({_number(part.points)} points)\n\n**Question.**\n\n"
             f"{part.question.strip() or '(no question text)'}\n\n**Model answer.**\n\n{part.model_answer or '(none)'}"))
-        for result in sorted(results, key=lambda r: r.student):
-            verdict = next((pr for pr in result.results if pr.part.column == part.column), None)
-            if verdict is None:
-                continue
+        for result, verdict in answers:
             if verdict.status in (BY_HAND, GRADED_BY_HAND):
                 cells += [nbformat.v4.new_markdown_cell(f"### {markdown_text(result.student)} ({part.part_id})"),
                           nbformat.v4.new_markdown_cell(verdict.answer or "(empty)")]
