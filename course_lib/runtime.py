@@ -65,20 +65,27 @@ class Scale:
     prune_toy_steps: int  # training steps per train/prune cycle of the y = i1 + i2 toy (lecture 08)
     autoencoder_train: int  # training digits of the pruned MNIST autoencoder (lecture 08)
     autoencoder_epochs: int  # its epochs
+    batch_scaling_train: int  # training digits of the linear-scaling-rule sweep over batch sizes 32–1024 (lecture 02, part 2)
+    batch_scaling_epochs: int  # its epochs, the same for every batch size
+    full_example_train: int  # training digits of the slides' full example, the 2-conv network (lecture 02, part 2)
+    full_example_epochs: int  # its epochs (the slides: 10)
 
 
 QUICK = Scale(name="quick", mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
               hidden_units=64, cnn_train=2_000, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
               ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
-              autoencoder_train=2_000, autoencoder_epochs=3)
+              autoencoder_train=2_000, autoencoder_epochs=3, batch_scaling_train=8_000, batch_scaling_epochs=4,
+              full_example_train=1_000, full_example_epochs=3)
 LECTURE = Scale(name="lecture", mnist_train=10_000, mnist_heldout=5_000, mnist_small=1_000, epochs=3, epochs_long=40,
                 hidden_units=128, cnn_train=3_000, timing_repeats=11, xor_steps=2_000, ginfty_mnist_train=6_000, ginfty_mnist_epochs=10,
                 ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=1_000,
-                autoencoder_train=6_000, autoencoder_epochs=3)
+                autoencoder_train=6_000, autoencoder_epochs=3, batch_scaling_train=8_000, batch_scaling_epochs=6,
+                full_example_train=4_000, full_example_epochs=10)
 PAPER = Scale(name="paper", mnist_train=50_000, mnist_heldout=10_000, mnist_small=1_000, epochs=10, epochs_long=60,
               hidden_units=256, cnn_train=50_000, timing_repeats=31, xor_steps=100_000, ginfty_mnist_train=50_000, ginfty_mnist_epochs=5_000,
               ginfty_mnist_widths=(30, 60, 256), ginfty_mnist_batch=512, prune_toy_steps=2_000,
-              autoencoder_train=50_000, autoencoder_epochs=10)
+              autoencoder_train=50_000, autoencoder_epochs=10, batch_scaling_train=50_000, batch_scaling_epochs=20,
+              full_example_train=60_000, full_example_epochs=10)
 SCALES = {s.name: s for s in (QUICK, LECTURE, PAPER)}
 DEFAULT_SCALE = "lecture"
 
