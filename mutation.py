@@ -43,7 +43,7 @@ MUTMUT = "mutmut>=3.8,<4"
 
 # module: (the files mutated, the unit tests that measure them)
 MODULES = {
-    "optim": (["course_lib/optim.py"], ["tests/test_optim.py"]),
+    "optim": (["course_lib/optim/*"], ["tests/test_optim.py"]),
     "layers": (["course_lib/layers/*"], ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_residual.py"]),
     "ginfty": (["course_lib/ginfty.py"], ["tests/test_ginfty.py"]),
     "compression": (["course_lib/compression/*"], ["tests/test_compression.py"]),

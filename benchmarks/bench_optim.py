@@ -4,7 +4,8 @@
 
 ResNet-18 (torchvision, 11.7 M parameters in 62 tensors) gets fixed random gradients. For each rule, four
 optimizers step on their own copy of the parameters: torch.optim's default implementation (a
-per-parameter loop on the CPU, multi-tensor kernels on CUDA), torch's ``fused=True`` kernels, course_lib's
+per-parameter loop on the CPU, multi-tensor kernels on CUDA), torch's ``fused=True`` kernels (where torch has them:
+not for RMSprop and Adadelta), course_lib's
 default multi-tensor path and its readable per-parameter path. They are timed in interleaved rounds (a
 median of a few steps each, round after round), so that a busy moment of the machine hits all of them
 alike; each ratio is the median over rounds of (course_lib time / torch time) within the round. Each rule
@@ -15,6 +16,7 @@ pages, which speeds up every memory-bound loop and would favour whichever case r
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,10 @@ CASES = {
     "SGD(momentum=0.9)": (optim.SGD, torch.optim.SGD, dict(lr=0.01, momentum=0.9)),
     "Adam": (optim.Adam, torch.optim.Adam, dict(lr=1e-3)),
     "AdamW": (optim.AdamW, torch.optim.AdamW, dict(lr=1e-3)),
+    "Adagrad": (optim.Adagrad, torch.optim.Adagrad, dict(lr=1e-2)),
+    "RMSprop": (optim.RMSprop, torch.optim.RMSprop, dict(lr=1e-2)),
+    "RMSprop(centered, momentum=0.9)": (optim.RMSprop, torch.optim.RMSprop, dict(lr=1e-2, centered=True, momentum=0.9)),
+    "Adadelta": (optim.Adadelta, torch.optim.Adadelta, dict()),
 }
 
 
@@ -61,29 +67,34 @@ def main() -> None:
     if args.only is None:
         print(f"ResNet-18: {sum(p.numel() for p in params) / 1e6:.1f} M parameters in {len(params)} tensors, "
               f"device {device}, {torch.get_num_threads()} torch thread(s), {args.rounds} rounds of {args.steps} steps")
-        print(f"{'optimizer':<18} {'torch default':>14} {'torch fused':>12} {'course_lib':>11} {'ratio':>6} "
+        print(f"{'optimizer':<32} {'torch default':>14} {'torch fused':>12} {'course_lib':>11} {'ratio':>6} "
               f"{'readable':>9} {'ratio':>6} {'vs fused':>8}", flush=True)
         for name in CASES:
             subprocess.run([sys.executable, __file__, "--only", name, "--rounds", str(args.rounds), "--steps", str(args.steps)]
                            + (["--device", args.device] if args.device else []), check=True)
         return
     for name, (ours, theirs, kwargs) in [(args.only, CASES[args.only])]:
-        copies = {key: [p.detach().clone().requires_grad_() for p in params] for key in ("default", "fused", "ours", "readable")}
+        has_fused = "fused" in inspect.signature(theirs).parameters
+        kinds = ("default", "fused", "ours", "readable") if has_fused else ("default", "ours", "readable")
+        copies = {key: [p.detach().clone().requires_grad_() for p in params] for key in kinds}
         for key, tensors in copies.items():
             for p, original in zip(tensors, params):
                 p.grad = original.grad.clone()
         optimizers = {
             "default": theirs(copies["default"], **kwargs),
-            "fused": theirs(copies["fused"], fused=True, **kwargs),
             "ours": ours(copies["ours"], **kwargs),
             "readable": ours(copies["readable"], foreach=False, **kwargs),
         }
+        if has_fused:
+            optimizers["fused"] = theirs(copies["fused"], fused=True, **kwargs)
         t = interleaved_times(optimizers, device, args.rounds, args.steps)
         ratio = lambda a, b: statistics.median(x / y for x, y in zip(t[a], t[b]))
         ms = {key: 1e3 * statistics.median(values) for key, values in t.items()}
-        print(f"{name:<18} {ms['default']:>11.2f} ms {ms['fused']:>9.2f} ms {ms['ours']:>8.2f} ms "
+        fused_ms = f"{ms['fused']:>9.2f} ms" if has_fused else f"{'—':>12}"
+        vs_fused = f"{ratio('ours', 'fused'):>7.2f}×" if has_fused else f"{'—':>8}"
+        print(f"{name:<32} {ms['default']:>11.2f} ms {fused_ms} {ms['ours']:>8.2f} ms "
               f"{ratio('ours', 'default'):>5.2f}× {ms['readable']:>6.2f} ms {ratio('readable', 'default'):>5.2f}× "
-              f"{ratio('ours', 'fused'):>7.2f}×")
+              f"{vs_fused}")
 
 
 if __name__ == "__main__":
