@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from course_lib.checkpoints import DeferredInterrupt, load_checkpoint, save_checkpoint
 from course_lib.data import DeviceBatches, load_mnist, xor_parity
 from course_lib.ginfty import GInfinity, ginfinity_layers, grow_all, regularization
+from course_lib import optim
 from course_lib.layers import BatchNorm1d, BatchNorm2d, Dropout
 from course_lib.training import evaluate
 
@@ -297,8 +298,8 @@ def run_mnist(widths: tuple[int, int, int] = (30, 60, 256), epochs: int = 5000, 
     model = mnist_model(widths).to(device)
     layers = ginfinity_layers(model)
 
-    def make_optimizer(groups) -> torch.optim.Optimizer:
-        return torch.optim.Adadelta(groups, lr=1.0, rho=0.95, eps=1e-8)
+    def make_optimizer(groups) -> torch.optim.Optimizer:  # the paper's optimizer, as course_lib.optim writes it
+        return optim.Adadelta(groups, lr=1.0, rho=0.95, eps=1e-8)
 
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad])
     shuffling = torch.Generator().manual_seed(seed)
