@@ -2,11 +2,6 @@
 
 ALTERNATIVES = {
     "torch-arithmetic": {
-        "momentum-step-answer": """
-            velocity = torch.mul(g, lr) if u is None else torch.add(torch.mul(u, gamma), g, alpha=lr)
-            w.sub_(velocity)
-            return velocity
-        """,
         "adam-step-answer": """
             m.lerp_(g, 1 - beta1)
             v.lerp_(g * g, 1 - beta2)
@@ -27,8 +22,38 @@ ALTERNATIVES = {
                             (v - state["exp_avg_sq"]).abs().max().item())
             return bool(worst <= 1e-10)
         """,
+        "adamax-step-answer": """
+            grad = g.add(w, alpha=weight_decay)
+            m.lerp_(grad, 1 - beta1)
+            torch.maximum(u.mul_(beta2), grad.abs().add_(eps), out=u)
+            w.addcdiv_(m, u, value=-lr / (1 - beta1 ** t))
+        """,
         "nesterov-limit-answer": """
             return (2 + 2 * gamma) / (lam + 2 * gamma * lam)
+        """,
+        "warmup-prediction-answer": """
+            warmup_steps, total_steps, peak = 16, 80, 0.8
+            predicted_lrs = []
+            for k in check_steps:
+                if k < warmup_steps:
+                    predicted_lrs.append(peak / 8 + (peak - peak / 8) * k / warmup_steps)
+                else:
+                    phase = (k - warmup_steps) / (total_steps - warmup_steps)
+                    predicted_lrs.append(peak / 2 * (1 + math.cos(math.pi * phase)))
+            predicted_higher_peak, predicted_lower_heldout = "no warm-up", "no warm-up"
+        """,
+        "warmup-answer": """
+            optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.8)
+            scheduler = warmup_cosine(optimizer, 16, 80)
+            measured_lrs = []
+            for step in range(max(check_steps) + 1):
+                if step in check_steps:
+                    measured_lrs.append(scheduler.get_last_lr()[0])
+                optimizer.step()
+                scheduler.step()
+            without, with_warmup = train_large_batch(0), train_large_batch(steps_per_epoch * 2)
+            peak_loss = {"no warm-up": max(without[0][:steps_per_epoch]), "warm-up": max(with_warmup[0][:steps_per_epoch])}
+            heldout_loss = {"no warm-up": without[1], "warm-up": with_warmup[1]}
         """,
         "stability-prediction-answer": """
             predicted_gd, predicted_momentum, predicted_nesterov = etas[2], etas[5], etas[1]
@@ -49,18 +74,19 @@ ALTERNATIVES = {
         """),
     },
     "loops-and-lists": {
-        "momentum-step-answer": """
-            new_u = lr * g.clone()
-            if u is not None:
-                new_u = new_u + gamma * u
-            with torch.no_grad():
-                w.copy_(w - new_u)
-            return new_u
-        """,
         "adam-step-answer": """
             m.copy_(beta1 * m + (1 - beta1) * g)
             v.copy_(beta2 * v + (1 - beta2) * g ** 2)
             w.copy_(w - lr * (m / (1 - beta1 ** t)) / (torch.sqrt(v / (1 - beta2 ** t)) + eps))
+        """,
+        "adamax-step-answer": """
+            # one coordinate at a time, through flat views of the caller's tensors
+            flat_w, flat_g, flat_m, flat_u = (x.view(-1) for x in (w, g, m, u))
+            for i in range(flat_w.numel()):
+                grad = flat_g[i].item() + weight_decay * flat_w[i].item()
+                flat_m[i] = beta1 * flat_m[i].item() + (1 - beta1) * grad
+                flat_u[i] = max(beta2 * flat_u[i].item(), abs(grad) + eps)
+                flat_w[i] = flat_w[i].item() - lr / (1 - beta1 ** t) * flat_m[i].item() / flat_u[i].item()
         """,
         "nesterov-limit-answer": """
             # bisection on the spectral radius of the step's matrix acting on (w_t, b_{t-1})
@@ -105,29 +131,30 @@ ALTERNATIVES = {
                 if stays_bounded(eta, 0.9, nesterov=True):
                     largest_stable_nesterov = eta
         """),
+        "warmup-prediction-answer": """
+            predicted_lrs = [0.1 + 0.7 * k / 16 if k <= 16 else 0.4 + 0.4 * math.cos(math.pi * (k - 16) / 64) for k in check_steps]
+            predicted_higher_peak = "no warm-up"
+            predicted_lower_heldout = "warm-up"
+        """,
+        "warmup-answer": """
+            measured_lrs = []
+            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak_lr)
+            schedule = warmup_cosine(probe, 16, 80)
+            for step in range(80):
+                if step in check_steps:
+                    measured_lrs.append(probe.param_groups[0]["lr"])
+                probe.step()
+                schedule.step()
+            peak_loss, heldout_loss = {}, {}
+            for name in ["warm-up", "no warm-up"]:
+                losses, final = train_large_batch(2 * steps_per_epoch if name == "warm-up" else 0)
+                peak_loss[name] = max(losses[:steps_per_epoch])
+                heldout_loss[name] = final
+        """,
     },
 }
 
 WRONG = {
-    "gradient-modified-in-place": ({"momentum-step"}, {"momentum-step-answer": """
-        g.mul_(lr)
-        u = g.clone() if u is None else gamma * u + g
-        w -= u
-        return u
-    """}),
-    "velocity-updated-in-place": ({"momentum-step"}, {"momentum-step-answer": """
-        if u is None:
-            u = lr * g
-        else:
-            u.mul_(gamma).add_(g, alpha=lr)
-        w -= u
-        return u
-    """}),
-    "weights-rebound-not-updated": ({"momentum-step"}, {"momentum-step-answer": """
-        u = lr * g if u is None else gamma * u + lr * g
-        w = w - u
-        return u
-    """}),
     "adam-without-bias-correction": ({"adam-step"}, {"adam-step-answer": """
         m.mul_(beta1).add_((1 - beta1) * g)
         v.mul_(beta2).add_((1 - beta2) * g * g)
@@ -198,5 +225,79 @@ WRONG = {
         predicted_gd = max(eta for eta in etas if eta * 50 < 2)
         predicted_momentum = predicted_gd
         predicted_nesterov = max(eta for eta in etas if eta * 50 < 2 * (1 + 0.9) / (1 + 2 * 0.9))
+    """}),
+    "adamax-eps-added-to-the-denominator": ({"adamax-step"}, {"adamax-step-answer": """
+        grad = g + weight_decay * w
+        m.mul_(beta1).add_((1 - beta1) * grad)
+        u.copy_(torch.maximum(beta2 * u, grad.abs()))
+        w -= lr / (1 - beta1 ** t) * m / (u + eps)
+    """}),
+    "adamax-u-bias-corrected": ({"adamax-step"}, {"adamax-step-answer": """
+        grad = g + weight_decay * w
+        m.mul_(beta1).add_((1 - beta1) * grad)
+        u.copy_(torch.maximum(beta2 * u, grad.abs() + eps))
+        w -= lr / (1 - beta1 ** t) * m / (u / (1 - beta2 ** t))
+    """}),
+    "adamax-steps-counted-from-zero": ({"adamax-step"}, {"adamax-step-answer": """
+        grad = g + weight_decay * w
+        m.mul_(beta1).add_((1 - beta1) * grad)
+        u.copy_(torch.maximum(beta2 * u, grad.abs() + eps))
+        w -= lr / (1 - beta1 ** (t + 1)) * m / u
+    """}),
+    "adamax-moments-rebound": ({"adamax-step"}, {"adamax-step-answer": """
+        grad = g + weight_decay * w
+        m = beta1 * m + (1 - beta1) * grad
+        u = torch.maximum(beta2 * u, grad.abs() + eps)
+        w -= lr / (1 - beta1 ** t) * m / u
+    """}),
+    "adamax-weight-decay-added-to-g": ({"adamax-step"}, {"adamax-step-answer": """
+        g.add_(w, alpha=weight_decay)
+        m.mul_(beta1).add_((1 - beta1) * g)
+        u.copy_(torch.maximum(beta2 * u, g.abs() + eps))
+        w -= lr / (1 - beta1 ** t) * m / u
+    """}),
+    "adamax-decoupled-weight-decay": ({"adamax-step"}, {"adamax-step-answer": """
+        w.mul_(1 - lr * weight_decay)
+        m.mul_(beta1).add_((1 - beta1) * g)
+        u.copy_(torch.maximum(beta2 * u, g.abs() + eps))
+        w -= lr / (1 - beta1 ** t) * m / u
+    """}),
+    "adamax-loop-over-the-first-dimension": ({"adamax-step"}, {"adamax-step-answer": """
+        for i in range(len(w)):
+            grad = g[i] + weight_decay * w[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * grad
+            u[i] = max(beta2 * u[i], abs(grad) + eps)
+            w[i] -= lr / (1 - beta1 ** t) * m[i] / u[i]
+    """}),
+    "warmup-reaching-the-peak-a-step-early": ({"warmup"}, {"warmup-prediction-answer": """
+        predicted_lrs = [0.8 * (1 / 8 + (1 - 1 / 8) * k / 15) if k < 16 else 0.8 * (1 + math.cos(math.pi * (k - 16) / 64)) / 2
+                         for k in check_steps]
+        predicted_higher_peak = "no warm-up"
+        predicted_lower_heldout = "warm-up"
+    """}),
+    "warmup-cosine-counted-from-the-first-step": ({"warmup"}, {"warmup-prediction-answer": """
+        predicted_lrs = [0.8 * (1 / 8 + (1 - 1 / 8) * k / 16) if k < 16 else 0.8 * (1 + math.cos(math.pi * k / 80)) / 2
+                         for k in check_steps]
+        predicted_higher_peak = "no warm-up"
+        predicted_lower_heldout = "warm-up"
+    """}),
+    "warmup-higher-peak-predicted-with-warm-up": ({"warmup"}, {"warmup-prediction-answer": """
+        predicted_lrs = [0.8 * (1 / 8 + (1 - 1 / 8) * k / 16) if k < 16 else 0.8 * (1 + math.cos(math.pi * (k - 16) / 64)) / 2
+                         for k in check_steps]
+        predicted_higher_peak = "warm-up"
+        predicted_lower_heldout = "no warm-up"
+    """}),
+    "warmup-last-training-loss-as-heldout": ({"warmup"}, {"warmup-answer": """
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak_lr)
+        schedule = warmup_cosine(probe, 16, 80)
+        lrs = []
+        for _ in range(80):
+            lrs.append(probe.param_groups[0]["lr"])
+            probe.step()
+            schedule.step()
+        measured_lrs = [lrs[k] for k in check_steps]
+        runs = {"no warm-up": train_large_batch(0), "warm-up": train_large_batch(2 * steps_per_epoch)}
+        peak_loss = {name: max(losses[:steps_per_epoch]) for name, (losses, _) in runs.items()}
+        heldout_loss = {name: losses[-1] for name, (losses, _) in runs.items()}
     """}),
 }
