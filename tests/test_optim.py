@@ -487,7 +487,12 @@ def test_every_constructor_argument_reaches_the_defaults():
     ((optim.SGD, torch.optim.SGD), dict(momentum=1.0, dampening=0.5)),
     ((optim.Adam, torch.optim.Adam), dict(weight_decay=1.0, lr=1e-2)),
     ((optim.AdamW, torch.optim.AdamW), dict(weight_decay=1.0, lr=1e-2)),
-], ids=["SGD-decay-1", "SGD-momentum-1", "Adam-decay-1", "AdamW-decay-1"])
+    ((optim.Adagrad, torch.optim.Adagrad), dict(weight_decay=1.0)),
+    ((optim.RMSprop, torch.optim.RMSprop), dict(weight_decay=1.0, lr=1e-2)),
+    ((optim.RMSprop, torch.optim.RMSprop), dict(momentum=1.0, lr=1e-3)),
+    ((optim.Adadelta, torch.optim.Adadelta), dict(weight_decay=1.0)),
+], ids=["SGD-decay-1", "SGD-momentum-1", "Adam-decay-1", "AdamW-decay-1", "Adagrad-decay-1", "RMSprop-decay-1",
+        "RMSprop-momentum-1", "Adadelta-decay-1"])
 def test_a_weight_decay_or_momentum_of_exactly_one_matches_torch(classes, options, foreach):
     assert_same(*run_pair(*classes, "mlp", "cpu", foreach, dict(options), steps=10))
 

@@ -34,7 +34,7 @@ def adagrad_update(w: Tensor, g: Tensor, s: Tensor, t: int, *, lr: float, lr_dec
     if weight_decay != 0:
         g = g.add(w, alpha=weight_decay)  # g_t + λ w_t
     lr_t = lr / (1 + (t - 1) * lr_decay)  # η_t = η / (1 + (t − 1) δ)
-    s.addcmul_(g, g, value=1)  # s_t = s_{t−1} + g_t²
+    s.addcmul_(g, g)  # s_t = s_{t−1} + g_t²
     denominator = s.sqrt().add_(eps)  # √s_t + ε
     w.addcdiv_(g, denominator, value=-lr_t)  # w − η_t g_t / (√s_t + ε)
 
@@ -44,7 +44,7 @@ def adagrad_update_foreach(ws: list[Tensor], gs: list[Tensor], ss: list[Tensor],
     """`adagrad_update` on lists of parameters of one device and dtype (each with its own step ``ts[i]``)."""
     if weight_decay != 0:
         gs = torch._foreach_add(gs, ws, alpha=weight_decay)
-    torch._foreach_addcmul_(ss, gs, gs, value=1)
+    torch._foreach_addcmul_(ss, gs, gs)
     denominators = torch._foreach_sqrt(ss)
     torch._foreach_add_(denominators, eps)
     steps = torch._foreach_mul(gs, [-lr / (1 + (t - 1) * lr_decay) for t in ts])  # −η_t g_t
