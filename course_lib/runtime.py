@@ -74,7 +74,7 @@ class Scale:
 QUICK = Scale(name="quick", mnist_train=2_000, mnist_heldout=1_000, mnist_small=500, epochs=2, epochs_long=30,
               hidden_units=64, cnn_train=2_000, timing_repeats=5, xor_steps=1_500, ginfty_mnist_train=4_000, ginfty_mnist_epochs=10,
               ginfty_mnist_widths=(8, 16, 64), ginfty_mnist_batch=64, prune_toy_steps=500,
-              autoencoder_train=2_000, autoencoder_epochs=3, batch_scaling_train=8_000, batch_scaling_epochs=4,
+              autoencoder_train=2_000, autoencoder_epochs=3, batch_scaling_train=8_000, batch_scaling_epochs=6,
               full_example_train=1_000, full_example_epochs=3)
 LECTURE = Scale(name="lecture", mnist_train=10_000, mnist_heldout=5_000, mnist_small=1_000, epochs=3, epochs_long=40,
                 hidden_units=128, cnn_train=3_000, timing_repeats=11, xor_steps=2_000, ginfty_mnist_train=6_000, ginfty_mnist_epochs=10,
