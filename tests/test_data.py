@@ -1,5 +1,7 @@
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,19 @@ def test_missing_data_gives_an_error_naming_files_and_folder(tmp_path, monkeypat
     for name in data.MNIST_MD5:
         assert name in message
     assert data.DATA_ENV in message and "COURSE_OFFLINE is set" in message
+
+
+def test_the_written_out_md5_sums_are_torchvisions():
+    import torchvision
+
+    assert data.MNIST_MD5 == dict(torchvision.datasets.MNIST.resources)
+
+
+def test_importing_the_data_module_does_not_import_torchvision():
+    """torchvision costs over a second to import; only a download needs it (a fresh interpreter tells)."""
+    code = "import sys, course_lib.data; print('torchvision' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_a_damaged_file_is_reported_by_its_md5(tmp_path, monkeypatch):
