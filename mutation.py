@@ -44,7 +44,8 @@ MUTMUT = "mutmut>=3.8,<4"
 # module: (the files mutated, the unit tests that measure them)
 MODULES = {
     "optim": (["course_lib/optim/*"], ["tests/test_optim.py"]),
-    "layers": (["course_lib/layers/*"], ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_residual.py"]),
+    "layers": (["course_lib/layers/*"], ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_layernorm.py",
+                                          "tests/test_residual.py"]),
     "ginfty": (["course_lib/ginfty.py"], ["tests/test_ginfty.py"]),
     "compression": (["course_lib/compression/*"], ["tests/test_compression.py"]),
     "visualization": (["course_lib/visualization/*"], ["tests/test_visualization.py"]),
