@@ -46,9 +46,10 @@ def xdist_scope(nodeid: str) -> str:
 import pytest  # noqa: E402
 
 
-# Single tests that only the complete suite runs: every lecture run top to bottom in JupyterLab through Chromium. The
-# everyday suite runs every lecture top to bottom under nbval, every panel swept, and keeps the browser tests of the
-# sliders and of an exercise; these ten JupyterLab runs (6 min of one worker) would take it past 10 minutes.
+# Single tests that only the complete suite runs: the lectures run top to bottom in JupyterLab through Chromium (all
+# but 01 and 02, which their slider tests run and check the same way). The everyday suite runs every lecture top to
+# bottom under nbval, every panel swept, and keeps the browser tests of the sliders and of an exercise; these nine
+# JupyterLab runs (6 min of one worker) would take it past 10 minutes.
 COMPLETE_ONLY_TESTS = ("test_browser.py::test_lecture_runs_in_jupyterlab_without_errors",)
 
 
