@@ -19,7 +19,7 @@ Timing with the test split alone
 ``COURSE_SIMULATE_FULL_MNIST=1`` stands in for the full download where only the test split exists:
 the 8 000 training digits are repeated up to MNIST's 60 000 and the 2 000 held-out ones up to
 10 000, and a line says so. Every experiment then takes as long as it would with the real dataset
-(``benchmarks/time_lectures.py`` measures the lectures this way), but learns from 8 000 distinct
+(``maintainers/benchmarks/time_lectures.py`` measures the lectures this way), but learns from 8 000 distinct
 digits only: accuracies are not those of the full dataset.
 
 Device-resident batches
@@ -27,7 +27,7 @@ Device-resident batches
 `DeviceBatches` cuts shuffled mini-batches out of tensors that already live on the device: one
 ``randperm`` per epoch and one indexing per batch, with no per-sample Python and no copies between
 host and device (compare ``torch.utils.data.DataLoader``, which indexes and collates sample by
-sample; ``benchmarks/bench_batches.py`` measures the difference).
+sample; ``maintainers/benchmarks/bench_batches.py`` measures the difference).
 """
 
 from __future__ import annotations

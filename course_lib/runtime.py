@@ -20,7 +20,7 @@ unchanged:
 
 The ``lecture`` scale is sized by measurement: every lecture runs top to bottom in at most five
 minutes on a 2-core laptop CPU, and no cell (or move of a panel's control) takes more than a minute.
-``benchmarks/time_lectures.py`` measures it; each lecture states its times at its top.
+``maintainers/benchmarks/time_lectures.py`` measures it; each lecture states its times at its top.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from course_lib.compression import (Chain, DepthwiseSeparableConv, Separable1D, 
                                     merge_always_active, prune_dead_units, prune_units, rebuilt_kernel,
                                     separable1d_macs, separable_factorize_conv, share_weights, state_dict_bytes,
                                     svd_factorize_linear, train_prune_cycles)
-from course_lib.compression_experiments import autoencoder, run_sum_toy
+from course_lib.compression.experiments import autoencoder, run_sum_toy
 from course_lib.layers import BatchNorm2d as CourseBatchNorm2d
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course_lib.data import DATA_ENV
-from course_lib.ginfty_experiments import finite_and_bounded, run_mnist, run_xor, spearman
+from course_lib.ginfty.experiments import finite_and_bounded, run_mnist, run_xor, spearman
 
 
 def test_xor_quick_reproduces_the_papers_ordering():
@@ -65,7 +65,7 @@ def test_the_stop_button_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path
     import signal
     import threading
 
-    import course_lib.ginfty_experiments as experiments
+    import course_lib.ginfty.experiments as experiments
 
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("this test must run in the main thread, where SIGINT is delivered")
@@ -114,7 +114,7 @@ def test_progress_prints_the_expected_duration_before_the_bulk_of_the_run(capsys
 
 
 def test_the_shipped_reference_logs_hold_the_reference_sheets_check_values():
-    from course_lib.ginfty_experiments import shipped_log
+    from course_lib.ginfty.experiments import shipped_log
 
     xor = shipped_log("xor")
     assert xor["final_w"]["8"] == 4.40607 and xor["tasks"]["0"]["w"][xor["step"].index(2_000)] == 1.78468

@@ -1,5 +1,6 @@
 """The repository keeps its promises: one dependency list in two formats, clean notebooks, a true README."""
 
+import ast
 import importlib.util
 import json
 import re
@@ -108,23 +109,23 @@ def test_gpu_check_runs_every_benchmark_with_a_device_option_that_exists():
     import subprocess
     import sys
 
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "maintainers/gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
     scripts = {command[0] for command in gpu_check.BENCHMARKS}
-    assert scripts == {f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py")}, "every benchmark, once"
+    assert scripts == {f"maintainers/benchmarks/{p.name}" for p in (ROOT / "maintainers" / "benchmarks").glob("*.py")}, "every benchmark, once"
     for script in scripts:
         text = (ROOT / script).read_text()
         assert '"--device"' in text, f"{script} has no --device option"
-    refused = subprocess.run([sys.executable, str(ROOT / "gpu_check.py"), "run", "--budget-minutes", "0"],
+    refused = subprocess.run([sys.executable, str(ROOT / "maintainers/gpu_check.py"), "run", "--budget-minutes", "0"],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "--budget-minutes must be positive" in refused.stderr
 
 
 def test_each_lecture_states_its_measured_times_within_the_lecture_scales_budget():
-    """The times in each lecture's first cell come from results/lecture_times.json (benchmarks/time_lectures.py
+    """The times in each lecture's first cell come from results/lecture_times.json (maintainers/benchmarks/time_lectures.py
     --annotate), and the measured lecture scale keeps its budget: 5 minutes a lecture, a minute a cell or move."""
-    spec = importlib.util.spec_from_file_location("time_lectures", ROOT / "benchmarks" / "time_lectures.py")
+    spec = importlib.util.spec_from_file_location("time_lectures", ROOT / "maintainers" / "benchmarks" / "time_lectures.py")
     time_lectures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(time_lectures)
     measured = json.loads((ROOT / "results" / "lecture_times.json").read_text())
@@ -143,3 +144,57 @@ def test_each_lecture_states_its_measured_times_within_the_lecture_scales_budget
         lecture = next((e for e in entries if e["machine"] in note[0]), None)
         assert lecture is not None, f"{path.name}: the run time it states names no measured machine"
         assert time_lectures.seconds_in_words(lecture["top_to_bottom_s"]) in note[0], path.name
+
+
+def course_lib_imports() -> dict[str, set[str]]:
+    """Each course_lib module's name → the course_lib modules it imports (at any depth of its code)."""
+    modules = {}
+    for path in sorted((ROOT / "course_lib").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from course_lib.grading import budget` imports the module budget, not the package's __init__
+                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                           for alias in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            imported |= {target for target in targets if target in modules and target != name}
+        graph[name] = imported
+    return graph
+
+
+def test_the_top_level_holds_the_course_and_each_topic_one_folder():
+    """Maintainers' scripts live in maintainers/, no package has its experiments beside it, and the import graph of
+    course_lib has no cycle and no upward arrow (a package's module never imports its own package's __init__, and
+    only experiments import experiments)."""
+    top_scripts = sorted(path.name for path in ROOT.glob("*.py"))
+    assert top_scripts == ["conftest.py", "course.py", "nbgrader_config.py"]
+    packages = {path.parent.name for path in (ROOT / "course_lib").glob("*/__init__.py")}
+    beside = [path.name for path in (ROOT / "course_lib").glob("*_experiments.py")]
+    assert beside == [] and {"compression", "visualization", "ginfty"} <= packages
+    graph = course_lib_imports()
+    for name, imported in graph.items():
+        package = name.rsplit(".", 1)[0]
+        assert package not in imported or package == "course_lib", f"{name} imports its own package {package}"
+        if not name.endswith(".experiments"):
+            assert not any(target.endswith(".experiments") for target in imported), f"{name} imports experiments"
+    visiting, done = [], set()
+
+    def visit(name):
+        assert name not in visiting, f"import cycle: {' → '.join(visiting[visiting.index(name):] + [name])}"
+        if name in done:
+            return
+        visiting.append(name)
+        for target in graph[name]:
+            visit(target)
+        visiting.pop()
+        done.add(name)
+
+    for name in graph:
+        visit(name)

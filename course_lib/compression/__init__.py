@@ -6,6 +6,7 @@
 - `blocks`         1×N→N×1 and depthwise-separable convolutions with their MAC counts
 - `counting`       parameters, MACs (never called FLOPs) and measured latency
 - `sharing`        weight sharing with a float codebook and uint8 indices
+- `experiments`    the lecture's models and training runs (the sum toy, the autoencoder), imported on their own
 """
 
 from course_lib.compression.activations import ActivationStats, UnitStats, activation_stats

@@ -4,6 +4,7 @@
 - `deconvnet`     Zeiler & Fergus' deconvnet with explicit switches, and the modified-gradient cross-check
 - `maximize`      activation maximization with Yosinski's per-step regularizers and natural pre-image priors
 - `checkerboard`  the uneven overlap of transposed convolutions, and a score for period-2 grids
+- `experiments`   the lecture's digit CNN and upsampling autoencoders, imported on their own
 """
 
 from course_lib.visualization.capture import Recording, TopActivations, capture, feature_grid, top_activating

@@ -1,7 +1,7 @@
 """Step time of a g_∞ block against a fixed residual stack of the same active depth, and the cost of evaluating
 inactive sub-layers as the reference implementation does.
 
-    python benchmarks/bench_ginfty.py [--device cpu|cuda] [--rounds 15]
+    python maintainers/benchmarks/bench_ginfty.py [--device cpu|cuda] [--rounds 15]
 
 All three models are the XOR experiment's g_∞ block (f_i = Dropout(BN(Linear(24, 24))), h = ReLU) on a batch
 of 1000, with w = 1.0 (one active sub-layer) and capacity 5:
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from course_lib.ginfty import GInfinity, grow_all, regularization
-from course_lib.ginfty_experiments import KERAS_BN, keras_init
+from course_lib.ginfty.experiments import KERAS_BN, keras_init
 from course_lib.layers import BatchNorm1d, Dropout
 from course_lib.runtime import choose_device, default_threads
 from course_lib.timing import median_time

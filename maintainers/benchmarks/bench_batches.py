@@ -1,6 +1,6 @@
 """One epoch of MNIST mini-batches: course_lib's DeviceBatches against torch.utils.data.DataLoader.
 
-    python benchmarks/bench_batches.py [--batch-sizes 64 256] [--repeats 5] [--device cpu|cuda]
+    python maintainers/benchmarks/bench_batches.py [--batch-sizes 64 256] [--repeats 5] [--device cpu|cuda]
 
 Three ways to deliver every training digit once, shuffled, as (x, y) batches on the device:
 

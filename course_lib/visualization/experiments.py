@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from torch import nn
 
-from course_lib.compression_experiments import train_autoencoder
+from course_lib.compression.experiments import train_autoencoder
 from course_lib.data import DeviceBatches
 from course_lib.optim import Adam
 from course_lib.training import fit

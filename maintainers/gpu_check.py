@@ -3,11 +3,11 @@
 
 Where the internet works, gather the wheels once (for the GPU machine's Python version and platform):
 
-    python3 gpu_check.py prepare                      # pip download into wheels/
+    python3 maintainers/gpu_check.py prepare                      # pip download into wheels/
 
 Copy the course with its ``wheels/`` folder to the GPU machine (no internet needed there), then:
 
-    python3 gpu_check.py run --budget-minutes 90      # writes gpu_report.md
+    python3 maintainers/gpu_check.py run --budget-minutes 90      # writes gpu_report.md
 
 ``run`` does, in order, and records each step's command, exit code, duration and last lines of
 output in one report file:
@@ -17,7 +17,7 @@ output in one report file:
 2. the whole test suite (``course.py test --complete``'s selection) with ``COURSE_DEVICE=cuda``: the
    parity tests against PyTorch run on the GPU, and every notebook runs there at the quick scale;
 3. every benchmark with ``--device cuda``, and the lectures timed at the lecture and quick scales;
-4. the paper-scale g_∞ runs (``results/paper_results.py run``) for what is left of the budget; they are
+4. the paper-scale g_∞ runs (``maintainers/paper_results.py run``) for what is left of the budget; they are
    checkpointed, so running the command again continues them.
 
 Only the standard library is used here, so this file runs before anything is installed.
@@ -34,21 +34,21 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 WHEELS = ROOT / "wheels"
 REPORT = ROOT / "gpu_report.md"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 BENCHMARKS = [
-    ["benchmarks/bench_batches.py", "--device", "cuda"],
-    ["benchmarks/bench_layers.py", "--device", "cuda"],
-    ["benchmarks/bench_optim.py", "--device", "cuda"],
-    ["benchmarks/bench_ginfty.py", "--device", "cuda"],
-    ["benchmarks/bench_compression.py", "--device", "cuda"],
-    ["benchmarks/bench_grading.py", "--device", "cuda", "--students", "8"],
-    ["benchmarks/time_lectures.py", "--scale", "quick", "--device", "cuda"],
-    ["benchmarks/time_lectures.py", "--scale", "lecture", "--moves", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_batches.py", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_layers.py", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_optim.py", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_ginfty.py", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_compression.py", "--device", "cuda"],
+    ["maintainers/benchmarks/bench_grading.py", "--device", "cuda", "--students", "8"],
+    ["maintainers/benchmarks/time_lectures.py", "--scale", "quick", "--device", "cuda"],
+    ["maintainers/benchmarks/time_lectures.py", "--scale", "lecture", "--moves", "--device", "cuda"],
 ]
 
 
@@ -117,7 +117,7 @@ def run(wheels: Path, budget_minutes: float, report_path: Path) -> int:
         if not PYTHON.exists():
             report.step("create .venv", [sys.executable, "-m", "venv", str(VENV)])
         if not wheels.is_dir():
-            report.note("install", f"missing {' '.join(missing)} and no {wheels}: run `python3 gpu_check.py prepare` where "
+            report.note("install", f"missing {' '.join(missing)} and no {wheels}: run `python3 maintainers/gpu_check.py prepare` where "
                                    "the internet works and copy the wheels here")
             return 2
         code = report.step("install from wheels", [str(PYTHON), "-m", "pip", "install", "--no-index", "--find-links",
@@ -144,10 +144,10 @@ def run(wheels: Path, budget_minutes: float, report_path: Path) -> int:
     left = (deadline - time.monotonic()) / 60
     if left > 5:
         code = report.step(f"paper-scale g_∞ runs ({left:.0f} min budget)",
-                           [str(PYTHON), "results/paper_results.py", "run", "--device", "cuda", "--budget-minutes", f"{left:.0f}"],
+                           [str(PYTHON), "maintainers/paper_results.py", "run", "--device", "cuda", "--budget-minutes", f"{left:.0f}"],
                            env=cuda)
         if code == 3:
-            report.note("paper-scale g_∞ runs", "budget spent, checkpointed: run `python3 gpu_check.py run` again to go on")
+            report.note("paper-scale g_∞ runs", "budget spent, checkpointed: run `python3 maintainers/gpu_check.py run` again to go on")
         else:
             failures |= code
     else:

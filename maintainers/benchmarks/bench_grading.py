@@ -1,6 +1,6 @@
 """Time to grade 30 submissions of one exercise with course-grade, in the sandbox and without it, in one run.
 
-    python benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd] [--rounds 1] [--device cuda]
+    python maintainers/benchmarks/bench_grading.py [--students 30] [--workers 2] [--exercise 01_batch_sgd] [--rounds 1] [--device cuda]
 
 The submissions are copies of the exercise's solution (every part runs to the end, the slowest case). Each round
 grades the batch once sandboxed and once with --no-sandbox (alternating which goes first), and the script prints
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from course_lib.grading.batch import grade
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

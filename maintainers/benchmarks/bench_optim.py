@@ -1,6 +1,6 @@
 """Optimizer step time: course_lib.optim against torch.optim on ResNet-18's parameters.
 
-    python benchmarks/bench_optim.py [--device cpu|cuda] [--rounds 15] [--steps 3]
+    python maintainers/benchmarks/bench_optim.py [--device cpu|cuda] [--rounds 15] [--steps 3]
 
 ResNet-18 (torchvision, 11.7 M parameters in 62 tensors) gets fixed random gradients. For each rule, four
 optimizers step on their own copy of the parameters: torch.optim's default implementation (a

@@ -1,8 +1,8 @@
 """How long each lecture takes at a scale: top to bottom, cell by cell, and every panel move.
 
-    python benchmarks/time_lectures.py --scale lecture --moves            # every lecture, this machine
-    python benchmarks/time_lectures.py --scale lecture 03_dropout 07_ginfty
-    python benchmarks/time_lectures.py --scale quick --device cuda
+    python maintainers/benchmarks/time_lectures.py --scale lecture --moves            # every lecture, this machine
+    python maintainers/benchmarks/time_lectures.py --scale lecture 03_dropout 07_ginfty
+    python maintainers/benchmarks/time_lectures.py --scale quick --device cuda
 
 Each lecture runs in a fresh kernel of this environment, as a student's Run All would, with
 ``COURSE_SCALE`` set (`course_lib.notebook_runs`). The time of a cell is measured inside the kernel,
@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
@@ -86,7 +86,7 @@ def annotate(paths: list[Path], results: dict, where: str) -> None:
                 + (f", slowest slider move {seconds_in_words(worst_move)}" if worst_move is not None else "") + ")"
                 + (f", {seconds_in_words(quick['top_to_bottom_s'])} at the quick scale" if quick else "")
                 + ". `COURSE_SCALE=paper` uses the sources' settings instead: far longer, meant for a GPU. "
-                  "(Measured with `benchmarks/time_lectures.py`.)")
+                  "(Measured with `maintainers/benchmarks/time_lectures.py`.)")
         notebook = nbformat.read(path, as_version=4)
         first = notebook.cells[0]
         if first.cell_type != "markdown":

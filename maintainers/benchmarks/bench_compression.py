@@ -1,6 +1,6 @@
 """What compression buys in time, measured against PyTorch in one run.
 
-    python benchmarks/bench_compression.py [--threads 1] [--min-run-time 0.3] [--device cuda]
+    python maintainers/benchmarks/bench_compression.py [--threads 1] [--min-run-time 0.3] [--device cuda]
 
 1. Cheaper convolutions: a full 3×3 convolution (64 → 64 channels, 32×32, batch 8) against the 1×3 → 3×1 pair
    (P = 16), the depthwise-separable block and a 1×1 → 3×3 → 1×1 bottleneck (M = 16): MACs ÷ full and time ÷ full.
@@ -23,7 +23,7 @@ from torch.nn.utils import prune as torch_prune
 
 from course_lib.compression import (DepthwiseSeparableConv, Separable1D, count_macs, find_chains, measure_latency,
                                     prune_units, svd_factorize_linear)
-from course_lib.compression_experiments import autoencoder
+from course_lib.compression.experiments import autoencoder
 from course_lib.runtime import choose_device
 
 

@@ -1,6 +1,6 @@
 """Forward + backward time of course_lib's layers against torch.nn's, in one run.
 
-    python benchmarks/bench_layers.py [--device cpu|cuda] [--rounds 15]
+    python maintainers/benchmarks/bench_layers.py [--device cpu|cuda] [--rounds 15]
 
 BatchNorm2d in training mode on a batch of 64 × 64 channels × 32 × 32 (float32), and Dropout(0.5) on the
 same tensor: forward, a backward of a fixed upstream gradient, timed together. The two implementations

@@ -1,10 +1,10 @@
 """The g_∞ paper's two experiments at the paper's scale, and the reference implementation's own logs.
 
-    python results/paper_results.py run --device cuda --budget-minutes 480     # the paper's runs, resumable
-    python results/paper_results.py import-reference ../shared/reference/ginfty_logs
+    python maintainers/paper_results.py run --device cuda --budget-minutes 480     # the paper's runs, resumable
+    python maintainers/paper_results.py import-reference ../shared/reference/ginfty_logs
 
 ``run`` trains XOR parity for n = 0 … 8 active bits (100 000 steps each, the reference's settings) and
-the MNIST network for 5 000 epochs on 50 000 digits, as `course_lib.ginfty_experiments` does at the
+the MNIST network for 5 000 epochs on 50 000 digits, as `course_lib.ginfty.experiments` does at the
 ``paper`` scale. Each run saves a checkpoint every few minutes under ``checkpoints/``; when the budget
 is spent, or on Ctrl-C, the script stops after saving, and the same command later resumes where it
 stopped. Finished runs are written, downsampled to a few kilobytes, to ``results/paper/``.
@@ -14,7 +14,7 @@ into the same small format under ``results/reference/``: XOR every 100 steps up 
 1 000 after it, MNIST every 25 epochs,
 with the full-resolution summary values (final w, best and final test accuracy) kept exactly.
 
-Lecture 07 plots both beside the student's own run (`course_lib.ginfty_experiments.shipped_log`).
+Lecture 07 plots both beside the student's own run (`course_lib.ginfty.experiments.shipped_log`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def run(device: str | None, budget_minutes: float, only: list[str]) -> int:
     import torch
 
     from course_lib.checkpoints import checkpoint_path
-    from course_lib.ginfty_experiments import format_duration, run_mnist, run_xor
+    from course_lib.ginfty.experiments import format_duration, run_mnist, run_xor
     from course_lib.runtime import PAPER, choose_device, default_threads
 
     chosen = choose_device(device)
@@ -114,7 +114,7 @@ def run(device: str | None, budget_minutes: float, only: list[str]) -> int:
         if len(tasks) == 9:
             kept = xor_records(tasks["0"]["steps"])
             write(RESULTS / "paper" / "ginfty_xor.json", {
-                "source": f"results/paper_results.py on {chosen}", "label": f"course_lib, {PAPER.xor_steps} steps",
+                "source": f"maintainers/paper_results.py on {chosen}", "label": f"course_lib, {PAPER.xor_steps} steps",
                 "step": [tasks["0"]["steps"][i] for i in kept],
                 "tasks": {n: {"w": rounded([t["w"][i] for i in kept]),
                               "val_accuracy": rounded([t["val_accuracy"][i] for i in kept], 4)} for n, t in tasks.items()},
@@ -131,7 +131,7 @@ def run(device: str | None, budget_minutes: float, only: list[str]) -> int:
             log, finished = None, False
         if log is not None:
             write(RESULTS / "paper" / "ginfty_mnist.json", {
-                "source": f"results/paper_results.py on {chosen}; {log['source']}",
+                "source": f"maintainers/paper_results.py on {chosen}; {log['source']}",
                 "label": f"course_lib, {PAPER.ginfty_mnist_epochs} epochs",
                 "epoch": every(list(range(len(log["test_accuracy"]))), MNIST_EVERY),
                 "w": {name: rounded(every(values, MNIST_EVERY)) for name, values in log["w"].items()},

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from course_lib.checkpoints import DeferredInterrupt, load_checkpoint, save_checkpoint
 from course_lib.data import DeviceBatches, load_mnist, xor_parity
-from course_lib.ginfty import GInfinity, ginfinity_layers, grow_all, regularization
+from course_lib.ginfty.layer import GInfinity, ginfinity_layers, grow_all, regularization
 from course_lib import optim
 from course_lib.layers import BatchNorm1d, BatchNorm2d, Dropout
 from course_lib.training import evaluate
@@ -348,16 +348,16 @@ def run_mnist(widths: tuple[int, int, int] = (30, 60, 256), epochs: int = 5000, 
 
 # --- the logs shipped with the course ---------------------------------------------------------------------
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 SHIPPED_SOURCES = {"reference": "the reference implementation's own runs (Keras)",
-                   "paper": "this course's runs at the paper's scale (results/paper_results.py)"}
+                   "paper": "this course's runs at the paper's scale (maintainers/paper_results.py)"}
 
 
 def shipped_log(experiment: str, source: str = "reference") -> dict | None:
     """A run shipped in ``results/<source>/ginfty_<experiment>.json``, downsampled to kilobytes.
 
     ``experiment`` is ``xor`` or ``mnist``; ``source`` is ``reference`` (always shipped) or ``paper`` (None
-    until ``results/paper_results.py run`` has produced it). XOR logs hold ``step`` and, per task ``n``,
+    until ``maintainers/paper_results.py run`` has produced it). XOR logs hold ``step`` and, per task ``n``,
     ``w`` and ``val_accuracy``; MNIST logs hold ``epoch``, ``w`` per block and ``test_accuracy``; both hold
     ``final_w`` at full resolution and a ``label`` to put in a legend.
     """

@@ -1,14 +1,14 @@
 """Mutation testing of course_lib: how many planted bugs each core module's own unit tests catch.
 
-    python3 mutation.py                  every core module (12 to 20 minutes on a 2-core machine)
-    python3 mutation.py optim ginfty     some of them
-    python3 mutation.py --list           the modules and the tests each is measured with
+    python3 maintainers/mutation.py                  every core module (12 to 20 minutes on a 2-core machine)
+    python3 maintainers/mutation.py optim ginfty     some of them
+    python3 maintainers/mutation.py --list           the modules and the tests each is measured with
 
 For maintainers, not part of CI. mutmut (3.x, from PyPI, installed into .venv on first use) plants one small bug at a
 time in a module — an operator, a constant, a comparison, an argument or a return value changed, a call removed — and
 runs that module's unit tests against each mutant: a mutant the tests fail on is *killed*, one they pass is a
 *survivor*, either a gap in the tests or an *equivalent* mutant (a change no test could see, such as a different but
-equally valid tqdm description). Every survivor no test kills is recorded in ``mutation_survivors/<module>.toml``
+equally valid tqdm description). Every survivor no test kills is recorded in ``maintainers/mutation_survivors/<module>.toml``
 with the reason: ``equivalent = true`` when no program could tell it from the original, ``equivalent = false`` when a
 test could but not on this machine (a mutant that only breaks on a GPU). The score is killed / (killed + survived −
 equivalent): the share of the mutants a test could catch that the tests do catch. An entry names the function
@@ -36,9 +36,9 @@ import time
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "mutation.json"
-RECORDED = ROOT / "mutation_survivors"
+RECORDED = ROOT / "maintainers" / "mutation_survivors"
 MUTMUT = "mutmut>=3.8,<4"
 
 # module: (the files mutated, the unit tests that measure them)
@@ -46,9 +46,14 @@ MODULES = {
     "optim": (["course_lib/optim/*"], ["tests/test_optim.py"]),
     "layers": (["course_lib/layers/*"], ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_layernorm.py",
                                           "tests/test_residual.py"]),
-    "ginfty": (["course_lib/ginfty.py"], ["tests/test_ginfty.py"]),
-    "compression": (["course_lib/compression/*"], ["tests/test_compression.py"]),
-    "visualization": (["course_lib/visualization/*"], ["tests/test_visualization.py"]),
+    "ginfty": (["course_lib/ginfty/layer.py"], ["tests/test_ginfty.py"]),
+    # each package's modules but its experiments (the lectures' training runs, tested by running them)
+    "compression": ([f"course_lib/compression/{name}.py" for name in ("activations", "blocks", "counting",
+                                                                      "factorization", "pruning", "sharing")],
+                    ["tests/test_compression.py"]),
+    "visualization": ([f"course_lib/visualization/{name}.py" for name in ("capture", "checkerboard", "deconvnet",
+                                                                          "maximize")],
+                      ["tests/test_visualization.py"]),
     "training": (["course_lib/training.py"], ["tests/test_training.py"]),
     "data": (["course_lib/data.py", "course_lib/augmentation.py"], ["tests/test_data.py", "tests/test_augmentation.py"]),
     "grading verdicts": (["course_lib/grading/verdicts.py"], ["tests/test_grading.py", "tests/test_grading_verdicts.py"]),
