@@ -41,19 +41,21 @@ RESULTS = ROOT / "results" / "mutation.json"
 RECORDED = ROOT / "maintainers" / "mutation_survivors"
 MUTMUT = "mutmut>=3.8,<4"
 
-# module: (the files mutated, the unit tests that measure them)
+# module: (the files mutated, the unit tests that measure them); a package's experiments (the lectures' training
+# runs, tested by running them) are not mutated
 MODULES = {
     "optim": (["course_lib/optim/*"], ["tests/test_optim.py"]),
-    "layers": (["course_lib/layers/*"], ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_layernorm.py",
-                                          "tests/test_residual.py"]),
+    "layers": ([f"course_lib/layers/{name}.py" for name in ("__init__", "batchnorm", "dropout", "layernorm",
+                                                              "residual")],
+               ["tests/test_batchnorm.py", "tests/test_dropout.py", "tests/test_layernorm.py", "tests/test_residual.py"]),
     "ginfty": (["course_lib/ginfty/layer.py"], ["tests/test_ginfty.py"]),
-    # each package's modules but its experiments (the lectures' training runs, tested by running them)
-    "compression": ([f"course_lib/compression/{name}.py" for name in ("activations", "blocks", "counting",
-                                                                      "factorization", "pruning", "sharing")],
-                    ["tests/test_compression.py"]),
-    "visualization": ([f"course_lib/visualization/{name}.py" for name in ("capture", "checkerboard", "deconvnet",
-                                                                          "maximize")],
-                      ["tests/test_visualization.py"]),
+    "compression": ([f"course_lib/compression/{name}.py" for name in ("activations", "blocks", "counting", "distillation",
+                                                                      "factorization", "pruning", "quantization",
+                                                                      "sharing")],
+                    ["tests/test_compression.py", "tests/test_quantization.py", "tests/test_distillation.py"]),
+    "visualization": ([f"course_lib/visualization/{name}.py" for name in ("attribution", "capture", "checkerboard",
+                                                                          "deconvnet", "maximize", "sanity")],
+                      ["tests/test_visualization.py", "tests/test_attribution.py"]),
     "training": (["course_lib/training.py"], ["tests/test_training.py"]),
     "data": (["course_lib/data.py", "course_lib/augmentation.py"], ["tests/test_data.py", "tests/test_augmentation.py"]),
     "grading verdicts": (["course_lib/grading/verdicts.py"], ["tests/test_grading.py", "tests/test_grading_verdicts.py"]),
