@@ -558,3 +558,22 @@ def test_a_runs_cgroup_stops_it_at_its_memory_and_kills_all_it_started():
     finally:
         group.remove()
     assert sleeper.wait(timeout=30) == -9 and not any(f.exists() for f in group.folders.values())
+
+
+def test_the_runners_pytest_leaves_out_only_a_checker_no_notebook_schema_uses():
+    """The runner starts pytest without jsonschema's IRI checker (1.5 s of every graded notebook): nbformat's schemas
+    name no IRI format, and a notebook is still validated, a broken one still refused."""
+    from course_lib.grading import runner
+
+    schemas = Path(nbformat.__file__).parent.rglob("*.json")
+    assert not [path for path in schemas if '"format": "iri' in path.read_text().replace('":"', '": "')]
+    preamble = runner.PYTEST.split("import pytest")[0].replace("; ", "\n")
+    check = (preamble + "import nbformat\n"
+             "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+             "broken = nbformat.v4.new_notebook(); broken.cells = [{'cell_type': 'code'}]\n"
+             "try:\n    nbformat.validate(broken)\nexcept nbformat.ValidationError:\n    print('refused')\n"
+             "print('rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is None)")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["refused", "True"]
+    version = subprocess.run([sys.executable, "-c", runner.PYTEST, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "pytest" in version.stdout + version.stderr

@@ -29,6 +29,11 @@ import nbformat
 from course_lib.grading import budget, sandbox
 
 LOG_LIMIT = 200_000  # characters of pytest's output kept per run
+# pytest with nbval and the course's plugin only (no other installed plugin is loaded: hypothesis's alone takes
+# 0.9 s of every run), started so that jsonschema (imported by nbformat, imported by nbval) finds no IRI-format
+# checker: its module, rfc3987_syntax, builds a grammar on import, 1.5 s of every run, and no notebook schema has an
+# IRI format
+PYTEST = "import sys; sys.modules['rfc3987_syntax'] = None; import pytest; sys.exit(pytest.main(sys.argv[1:]))"
 RUNNER_MEMORY = 6 * sandbox.GiB  # address space of the trusted pytest (a flood of output ends it, not the grader)
 MAX_RUN_RECORDS = 64_000_000  # bytes of results.jsonl the grader reads from one run; the rest counts as not run
 UID_BASE = 2_000_000_000  # when the grader is root, each sandbox runs as its own user above this
@@ -166,10 +171,11 @@ def run_notebook(notebook: nbformat.NotebookNode, workdir: Path, settings: RunSe
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "JUPYTER_"))}
     environment.update(JUPYTER_PATH=str(workdir / "jupyter"), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
                        JUPYTER_CONFIG_DIR=str(workdir / "config"), JUPYTER_DATA_DIR=str(workdir / "data"),
-                       PYTHONDONTWRITEBYTECODE="1", JUPYTER_PLATFORM_DIRS="1")
-    command = [sys.executable, "-m", "pytest", "notebook.ipynb", "--nbval-lax",
+                       PYTHONDONTWRITEBYTECODE="1", JUPYTER_PLATFORM_DIRS="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    command = [sys.executable, "-c", PYTEST, "notebook.ipynb", "--nbval-lax",
                f"--nbval-kernel-name={sandbox.KERNEL_NAME}", f"--nbval-cell-timeout={settings.cell_timeout}",
-               "--nbval-kernel-startup-timeout=120", "-p", "no:cacheprovider", "-p", "course_lib.grading.nbval_plugin",
+               "--nbval-kernel-startup-timeout=120", "-p", "nbval.plugin", "-p", "no:cacheprovider",
+               "-p", "course_lib.grading.nbval_plugin",
                f"--grading-results={results}", "-q", "-c", "pytest.ini", "--rootdir", str(workdir)]
     if os.name == "posix":  # IPC sockets (a sandboxed kernel has no network); Windows has only TCP
         command.append(f"--grading-ipc={ipc}")
