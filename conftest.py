@@ -38,9 +38,23 @@ def xdist_scope(nodeid: str) -> str:
     the workers.
     """
     path, _, name = nodeid.partition("::")
-    if path.endswith("test_exercise_fairness.py") and "[" in name:
+    if path.endswith(("test_exercise_fairness.py", "test_lecture_scale.py")) and "[" in name:
         return f"{path}[{name.split('[', 1)[1]}"
     return path
+
+
+# The groups that take minutes start first, in this order, so that the many short ones fill the end of a run evenly
+# on every worker (course.py keeps the collection's order: ``--no-loadscope-reorder``). In a run of both suites: the
+# JupyterLab server's lectures, each lecture at its default scale, each exercise's graded fixtures, the grader's batch
+# tests; then the notebooks under nbval; then the unit tests.
+SLOWEST_FIRST = ("tests/test_browser.py", "tests/test_lecture_scale.py", "tests/test_exercise_fairness.py",
+                 "tests/test_grading_batch.py", "tests/test_grading_tricks.py", "tests/test_nbgrader.py",
+                 "tests/test_grading_budget.py", "lectures/", "solutions/", "exercises/")
+
+
+def slowness_rank(nodeid: str) -> int:
+    """The place of a test's group in SLOWEST_FIRST (the rest after it, in the order they were collected)."""
+    return next((rank for rank, prefix in enumerate(SLOWEST_FIRST) if nodeid.startswith(prefix)), len(SLOWEST_FIRST))
 
 
 import pytest  # noqa: E402
@@ -91,7 +105,8 @@ assert not _unchanged, f"moves that did not change what the panel returns: {_unc
 
 
 def pytest_collection_modifyitems(items):
-    """Append the panel sweep to each lecture's cells (see PANEL_SWEEP)."""
+    """Append the panel sweep to each lecture's cells (see PANEL_SWEEP); put the slowest groups first (see
+    SLOWEST_FIRST)."""
     from collections import defaultdict
 
     import nbformat
@@ -105,4 +120,4 @@ def pytest_collection_modifyitems(items):
             with_sweeps.append(IPyNbCell.from_parent(
                 item.parent, name="every panel after Run All", cell_num=item.cell_num + 1,
                 cell=nbformat.v4.new_code_cell(PANEL_SWEEP), options=defaultdict(bool, check=False)))
-    items[:] = with_sweeps
+    items[:] = sorted(with_sweeps, key=lambda item: slowness_rank(item.nodeid))  # stable: cells stay in order

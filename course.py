@@ -138,7 +138,8 @@ def run_tests(python: Path, extra: list[str]) -> int:
 
     The grading fixtures (tests marked ``complete``) run only with ``--complete``. conftest.py puts
     each test in a group that one worker runs in order (``--dist loadscope``): a notebook's cells,
-    which nbval runs in one kernel; a test module, whose fixtures its tests share.
+    which nbval runs in one kernel; a test module, whose fixtures its tests share. The groups start in the
+    order conftest.py gives them (the slowest first), not sorted by their number of tests.
     """
     ensure_chromium()
     ensure_bubblewrap()
@@ -151,7 +152,7 @@ def run_tests(python: Path, extra: list[str]) -> int:
         else:
             extra = ["-m", "not complete", *extra]
     workers = [] if any(arg == "-n" or arg.startswith("--numprocesses") for arg in extra) \
-        else ["-n", str(test_workers()), "--dist", "loadscope"]
+        else ["-n", str(test_workers()), "--dist", "loadscope", "--no-loadscope-reorder"]
     started = time.monotonic()
     code = subprocess.run([str(python), "-m", "pytest", *workers, *extra], cwd=ROOT).returncode
     print(f"course.py test{' --complete' if complete else ''}: {(time.monotonic() - started) / 60:.1f} minutes", flush=True)

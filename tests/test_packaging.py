@@ -97,6 +97,12 @@ def test_the_everyday_suite_leaves_out_exactly_the_grading_fixtures():
     assert conftest.xdist_scope("tests/test_exercise_fairness.py::test_x[01_batch_sgd-2-threads]") != \
         conftest.xdist_scope("tests/test_exercise_fairness.py::test_x[01_batch_sgd-1-thread]")
     assert conftest.xdist_scope("tests/test_browser.py::test_a[01.ipynb]") == conftest.xdist_scope("tests/test_browser.py::test_b")
+    assert conftest.xdist_scope("tests/test_lecture_scale.py::test_x[05_residual]") != \
+        conftest.xdist_scope("tests/test_lecture_scale.py::test_x[07_ginfty]")
+    assert all((ROOT / prefix).exists() for prefix in conftest.SLOWEST_FIRST)
+    order = ["tests/test_optim.py::test_a", "lectures/07_ginfty.ipynb::Cell 4", "tests/test_browser.py::test_b",
+             "tests/test_exercise_fairness.py::test_x[02-1-thread]", "tests/test_lecture_scale.py::test_x[05]"]
+    assert sorted(order, key=conftest.slowness_rank) == [order[2], order[4], order[3], order[1], order[0]]
 
 
 def test_readme_lists_every_lecture():
