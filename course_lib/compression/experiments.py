@@ -17,6 +17,7 @@ E2 — an MNIST convolutional autoencoder
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 
 import torch
@@ -132,7 +133,11 @@ def reconstruction_mse(model: nn.Module, images: torch.Tensor) -> float:
 
 def run_autoencoder_pruning(images: torch.Tensor, heldout: torch.Tensor, epochs: int, batchnorm: bool = False,
                             gamma_l1: float = 0.0, seed: int = 0) -> dict:
-    """Train the autoencoder, remove every channel that never fires on ``images``, and compare before and after."""
+    """Train the autoencoder, remove every channel that never fires on ``images``, and compare before and after.
+
+    Returns the numbers before and after, the largest change of the held-out reconstructions, the pruned ``model``
+    and a copy of the trained network before pruning (``unpruned``).
+    """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = autoencoder(batchnorm=batchnorm).to(images.device)
@@ -143,6 +148,7 @@ def run_autoencoder_pruning(images: torch.Tensor, heldout: torch.Tensor, epochs:
               "macs": count_macs(model, example).total_macs, "params": count_params(model)}
     with torch.no_grad():
         out_before = model.eval()(heldout)
+    unpruned = copy.deepcopy(model)
     prune_dead_units(chains, activation_stats(model, DeviceBatches(images, batch_size=500, shuffle=False),
                                               layers=list(chains)).dead())
     with torch.no_grad():
@@ -150,6 +156,65 @@ def run_autoencoder_pruning(images: torch.Tensor, heldout: torch.Tensor, epochs:
     after = {"widths": {n: c.width for n, c in chains.items()}, "mse": reconstruction_mse(model, heldout),
              "macs": count_macs(model, example).total_macs, "params": count_params(model)}
     return {"before": before, "after": after, "output_change": float((out_after - out_before).abs().max()),
-            "model": model}
+            "model": model, "unpruned": unpruned}
 
 
+
+
+# --- Distillation (Hinton et al. 2015) on MNIST --------------------------------------------------------
+
+def mnist_mlp(hidden: int) -> nn.Sequential:
+    """28×28 → ``hidden`` ReLU → 10 logits: the lecture's classifier (hidden 256) and its small students."""
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, hidden: int, epochs: int, seed: int = 0,
+                  teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9,
+                  lr: float = 1e-3, batch_size: int = 64) -> nn.Module:
+    """Adam on a fresh ``mnist_mlp(hidden)``: cross-entropy on the labels, or, given the teacher's logits on
+    ``images``, the distillation loss α·T²·KL + (1 − α)·CE. The seed fixes the initialization and the batch order."""
+    from course_lib.compression.distillation import distillation_loss
+
+    torch.manual_seed(seed)
+    model = mnist_mlp(hidden).to(images.device)
+    g = torch.Generator().manual_seed(seed)
+    optimizer = Adam(model.parameters(), lr=lr)
+    targets = (labels,) if teacher_logits is None else (labels, teacher_logits)
+    model.train()
+    for _ in range(epochs):
+        for xb, *rest in DeviceBatches(images, *targets, batch_size=batch_size, generator=g):
+            out = model(xb)
+            if teacher_logits is None:
+                loss = nn.functional.cross_entropy(out, rest[0])
+            else:
+                loss = distillation_loss(out, rest[1], rest[0], temperature, alpha)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    model.eval()
+    return float((model(images).argmax(1) == labels).float().mean())
+
+
+def run_distillation(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, heldout_x: torch.Tensor,
+                     heldout_y: torch.Tensor, hidden: int, epochs: int, seeds=(0, 1, 2), temperature: float = 4.0,
+                     alpha: float = 0.9) -> dict:
+    """The same student, the same seeds, trained on labels alone and from the teacher's soft targets.
+
+    Returns held-out accuracies per seed: {"labels": [...], "distilled": [...]}, and the teacher's accuracy.
+    """
+    with torch.no_grad():
+        teacher_logits = teacher.eval()(train_x)
+    result = {"labels": [], "distilled": [], "teacher": accuracy(teacher, heldout_x, heldout_y)}
+    for seed in seeds:
+        plain = train_classifier(train_x, train_y, hidden, epochs, seed)
+        taught = train_classifier(train_x, train_y, hidden, epochs, seed, teacher_logits, temperature, alpha)
+        result["labels"].append(accuracy(plain, heldout_x, heldout_y))
+        result["distilled"].append(accuracy(taught, heldout_x, heldout_y))
+    return result

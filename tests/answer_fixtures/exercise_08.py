@@ -40,6 +40,16 @@ ALTERNATIVES = {
             good = [k for k in ranks if full_accuracy - accuracy_by_rank[k] <= 0.01]
             smallest_good_rank = good[0]
         """,
+        "int8-quantize-answer": ("""
+            lo = a if a < 0 else 0.0
+            hi = b if b > 0 else 0.0
+            scale = (hi - lo) / 255.0
+            return scale, max(0, min(255, round(-lo / scale)))
+        """, """
+            return ((x / s).round().long() + z).clamp(0, 255)
+        """, """
+            return (q - z).float() * s
+        """),
     },
     "another-check-and-vectors": {
         "pruning-check-answer": """
@@ -189,6 +199,14 @@ WRONG = {
     "singular-values-not-squared": ({"rank-sweep"}, {"rank-sweep-answer": """
         predicted_relative_error = {k: float(sigma[k:].sum() / sigma.sum()) for k in ranks}
     """}),
+    "range-not-widened-to-zero": ({"int8-quantize"}, {"int8-quantize-answer": ("""
+        s = (b - a) / 255
+        return s, int(min(max(-round(a / s), 0), 255))
+    """, """
+        return torch.clamp(torch.round(x / s) + z, 0, 255).to(torch.int64)
+    """, """
+        return s * (q.to(torch.float64) - z)
+    """)}),
     "one-point-read-as-one": ({"rank-sweep"}, {"rank-sweep-measure-answer": """
         accuracy_by_rank = {k: accuracy_at_rank(k) for k in ranks}
         smallest_good_rank = min(k for k in ranks if accuracy_by_rank[k] >= full_accuracy - 1)
