@@ -238,6 +238,11 @@ def test_randomize_top_cascades_from_the_top(cnn):
     assert not torch.equal(copies[3].conv1.weight.flatten()[:8], copies[3].fc.weight.flatten()[:8])
     # the default initialization: conv1's uniform bound 1/√fan_in = 1/5
     assert copies[3].conv1.weight.abs().max() <= 0.2 and copies[3].conv1.weight.abs().max() > 0.15
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    randomize_top(cnn, 3, seed=7)
+    assert torch.equal(torch.rand(2), expected), "the caller's random state is left as it was"
     for bad in (-1, 4, 1.0):
         with pytest.raises(ValueError, match=r"depth must be an int in \[0, 3\]"):
             randomize_top(cnn, bad)
@@ -264,8 +269,48 @@ def test_cascading_randomization_measures_each_depth(cnn, digits):
             expected = spearman(saliency(model, x[i:i + 1], t[i:i + 1]), saliency(cnn, x[i:i + 1], t[i:i + 1]))
             assert cascade.similarity["saliency"][depth, i].item() == pytest.approx(expected, abs=1e-12)
     assert cascade.mean("saliency")[3] < 0.9
+    # signed: a map that flips its sign with the weights is anti-correlated, its absolute value is not
+    flips = {"flip": lambda model, x, t: x * (1 if model.fc.weight[0, 0] == cnn.fc.weight[0, 0] else -1)}
+    assert cascading_randomization(cnn, x, t, flips, seed=1, absolute=False).similarity["flip"][1:].max() < -0.999
+    close(cascading_randomization(cnn, x, t, flips, seed=1).similarity["flip"], torch.ones(4, 3, dtype=torch.float64),
+          1e-12)
     assert torch.equal(cascade.mean("saliency"), cascade.similarity["saliency"].mean(dim=1))
     with pytest.raises(ValueError, match="methods must be a non-empty dict"):
         cascading_randomization(cnn, x, t, {})
     with pytest.raises(ValueError, match="methods must be a non-empty dict"):
         cascading_randomization(cnn, x, t, {"x": 3})
+
+
+def test_messages_name_the_bad_value_and_defaults(cnn, digits):
+    x, t = digits
+    with pytest.raises(ValueError, match=r"^x must be a tensor of shape \(N, C, H, W\), got list$"):
+        saliency(cnn, [0.0], 1)
+    with pytest.raises(ValueError, match=r"^target must be an int or 3 class indices"):
+        saliency(cnn, x, torch.tensor([[1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"^size must be a positive int or a pair of them, got \(28, 28, 1\)$"):
+        grad_cam(cnn, x, t, "relu2", size=(28, 28, 1))
+    with pytest.raises(ValueError, match="^methods must be a non-empty dict"):
+        cascading_randomization(cnn, x, t, {})
+    with pytest.raises(ValueError, match=r"^v must be a non-empty 1-D tensor, got list$"):
+        rankdata([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^v must be a non-empty 1-D tensor, got \(2, 2\)$"):
+        rankdata(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"got torch.Size\(\[3\]\) and \[1.0, 2.0, 3.0\]$"):
+        spearman(torch.ones(3), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"got \[1.0, 2.0, 3.0\] and torch.Size\(\[3\]\)$"):
+        spearman([1.0, 2.0, 3.0], torch.ones(3))
+    # a small denominator is still a correlation; the defaults: nearest resizing, seed 0
+    assert spearman(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0])) == pytest.approx(1.0, abs=1e-12)
+    assert torch.equal(grad_cam(cnn, x, t, "relu2", size=28), grad_cam(cnn, x, t, "relu2", size=28, mode="nearest"))
+    assert torch.equal(randomize_top(cnn, 1).fc.weight, randomize_top(cnn, 1, seed=0).fc.weight)
+    # the layer i-th from the top is drawn with seed + i
+    conv2 = dict(cnn.named_modules())["conv2"]
+    expected = nn.Conv2d(8, 16, 5, padding=2).double()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5 + 1)
+        expected.reset_parameters()
+    assert torch.equal(randomize_top(cnn, 2, seed=5).conv2.weight, expected.weight)
+    assert conv2.weight.shape == expected.weight.shape
+    default = cascading_randomization(cnn, x[:1], t[:1], {"saliency": saliency})
+    assert torch.equal(default.maps["saliency"], cascading_randomization(cnn, x[:1], t[:1], {"saliency": saliency},
+                                                                         seed=0).maps["saliency"])

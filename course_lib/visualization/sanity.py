@@ -35,7 +35,7 @@ def rankdata(v: Tensor) -> Tensor:
     if not isinstance(v, Tensor) or v.dim() != 1 or len(v) == 0:
         raise ValueError(f"v must be a non-empty 1-D tensor, got "
                          f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}")
-    order = torch.argsort(v, stable=True)
+    order = torch.argsort(v)  # the order within a group of ties does not matter: they share one rank
     _, counts = torch.unique_consecutive(v[order], return_counts=True)
     ends = counts.cumsum(0).double()  # the last 1-based position of each group of equal values
     group_rank = ends - (counts.double() - 1) / 2  # the mean of positions ends − count + 1 … ends
@@ -58,7 +58,7 @@ def spearman(a: Tensor, b: Tensor) -> float:
 
 def parametrized_layers(model: nn.Module) -> list[str]:
     """The names of the leaf modules that own parameters, from the bottom (input) to the top (output)."""
-    return [name for name, m in leaf_modules(model) if any(True for _ in m.parameters(recurse=False))]
+    return [name for name, m in leaf_modules(model) if any(True for _ in m.parameters())]
 
 
 def randomize_top(model: nn.Module, depth: int, seed: int = 0) -> nn.Module:
@@ -71,7 +71,7 @@ def randomize_top(model: nn.Module, depth: int, seed: int = 0) -> nn.Module:
     randomized = copy.deepcopy(model)
     modules = dict(randomized.named_modules())
     for i, name in enumerate(reversed(layers[len(layers) - depth:])):
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng():  # the caller's random state is restored afterwards
             torch.manual_seed(seed + i)
             modules[name].reset_parameters()
     return randomized
@@ -90,10 +90,11 @@ class Cascade:
         return self.similarity[method].mean(dim=1)
 
 
-def cascading_randomization(model: nn.Module, x: Tensor, target, methods: dict, seed: int = 0) -> Cascade:
+def cascading_randomization(model: nn.Module, x: Tensor, target, methods: dict, seed: int = 0,
+                            absolute: bool = True) -> Cascade:
     """Run each ``methods[name](model, x, target) -> maps (N, …)`` on ``model`` with 0, 1, …, D of its top layers
     randomized (`randomize_top`) and compare every map with the trained model's, image by image (`spearman` of the
-    absolute values; a constant map counts as 0)."""
+    absolute values, or of the signed maps when ``absolute`` is False; a constant map counts as 0)."""
     if not methods or not all(callable(f) for f in methods.values()):
         raise ValueError("methods must be a non-empty dict of name → function(model, x, target) returning maps")
     layers = parametrized_layers(model)
@@ -105,7 +106,9 @@ def cascading_randomization(model: nn.Module, x: Tensor, target, methods: dict, 
     maps = {name: torch.stack(m) for name, m in maps.items()}
     similarity = {}
     for name, m in maps.items():
-        rho = torch.tensor([[spearman(m[d, i].abs(), m[0, i].abs()) for i in range(m.shape[1])]
+        if absolute:
+            m = m.abs()
+        rho = torch.tensor([[spearman(m[d, i], m[0, i]) for i in range(m.shape[1])]
                             for d in range(m.shape[0])], dtype=torch.float64)
         similarity[name] = torch.nan_to_num(rho, nan=0.0)
     return Cascade(layers[::-1], maps, similarity)

@@ -55,6 +55,16 @@ ALTERNATIVES = {
             geometric = steps if decay == 0 else q * (1 - q ** steps) / (1 - q)
             return b + q ** steps * start + lr * gain * geometric
         """,
+        "grad-cam-answer": (
+            """
+            n, k, h, w = activations.shape
+            cam = torch.einsum("nk,nkij->nij", weight[target], activations).unsqueeze(1)
+            return torch.relu(cam) / (h * w)
+            """,
+            """
+            return 1.0 / h / w
+            """,
+        ),
     },
     "loops-and-lists": {
         "record-answer": """
@@ -202,6 +212,16 @@ WRONG = {
     "step-modifies-x-in-place": ({"ascent-step"}, {"ascent-step-answer": _STEP.format(
         step="x += lr * grad / grad.abs().mean()\n    x *= 1 - decay", score="x.norm(dim=1)")}),
     # Part 5: the decay applied before the step's push instead of after it
+    # Part 6: the gradients summed over the map instead of averaged (the CAM itself, rectified: hw times too large)
+    "grad-cam-summed-not-averaged": ({"grad-cam"}, {"grad-cam-answer": (
+        """
+        alpha = weight[target]
+        return (alpha[:, :, None, None] * activations).sum(dim=1, keepdim=True).clamp_min(0)
+        """,
+        """
+        return 1
+        """,
+    )}),
     "decay-before-the-push": ({"decay-sweep"}, {"decay-sweep-answer": """
         push = lr * w / w.abs().mean()
         if decay == 0:
