@@ -1,7 +1,8 @@
 """Exercise 04: other correct answers, and slips that each cost exactly the part they break (the outline of the
 course design's section 6: a biased running variance, batch statistics in eval mode, the momentum reversed; and
 for the derive and design parts, batch normalization's statistics or its gradient formula copied onto layer
-normalization, and a check that looks at training mode only)."""
+normalization, groups of channels taken with a stride instead of consecutively, and a check that looks at training
+mode only)."""
 
 ALTERNATIVES = {
     "mean-of-squares-and-loops": {
@@ -57,6 +58,19 @@ ALTERNATIVES = {
                         return False
             return True
         """,
+        "group-norm-answer": ("""
+            size = x.shape[1] // num_groups
+            dims = tuple(range(1, x.dim()))
+            pieces = []
+            for g in range(num_groups):  # one slice of consecutive channels per group
+                block = x[:, g * size:(g + 1) * size]
+                mean = block.mean(dim=dims, keepdim=True)
+                var = ((block - mean) ** 2).mean(dim=dims, keepdim=True)
+                pieces.append((block - mean) * torch.rsqrt(var + eps))
+            return torch.cat(pieces, dim=1)
+        """, """
+            G_LAYER_NORM, G_INSTANCE_NORM = 1, 2 * 3
+        """),
         "step-sizes-prediction-answer": """
             predicted_largest_eta_plain = 1.0
             predicted_largest_eta_bn = 10.0
@@ -115,7 +129,7 @@ ALTERNATIVES = {
 }
 
 WRONG = {
-    "unbiased-variance-in-the-output": ({"train-forward"}, {"batchnorm-answer": """
+    "unbiased-variance-in-the-output": ({"forward"}, {"batchnorm-answer": """
         if training:
             mean = x.mean(dim=0)
             var = x.var(dim=0)
@@ -126,7 +140,7 @@ WRONG = {
             mean, var = running_mean, running_var
         return gamma * (x - mean) / torch.sqrt(var + eps) + beta
     """}),
-    "no-epsilon-in-training": ({"train-forward"}, {"batchnorm-answer": """
+    "no-epsilon-in-training": ({"forward"}, {"batchnorm-answer": """
         if not training:
             return gamma * (x - running_mean) / torch.sqrt(running_var + eps) + beta
         mean = x.mean(dim=0)
@@ -182,7 +196,7 @@ WRONG = {
             mean, var = running_mean, running_var
         return gamma * (x - mean) / torch.sqrt(var + eps) + beta
     """}),
-    "batch-statistics-in-eval-mode": ({"eval-mode"}, {"batchnorm-answer": """
+    "batch-statistics-in-eval-mode": ({"forward"}, {"batchnorm-answer": """
         mean = x.mean(dim=0)
         var = x.var(dim=0, unbiased=False)
         if training:
@@ -192,7 +206,7 @@ WRONG = {
                 running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
         return gamma * (x - mean) / torch.sqrt(var + eps) + beta
     """}),
-    "running-statistics-updated-in-eval-mode-too": ({"eval-mode"}, {"batchnorm-answer": """
+    "running-statistics-updated-in-eval-mode-too": ({"forward"}, {"batchnorm-answer": """
         batch_mean, batch_var = x.mean(dim=0), x.var(dim=0, unbiased=False)
         mean, var = (batch_mean, batch_var) if training else (running_mean.clone(), running_var.clone())
         with torch.no_grad():
@@ -236,6 +250,16 @@ WRONG = {
                                             - z * (grad_y * z).sum(dim=1, keepdim=True))
             return grad_x, (grad_y * z).sum(dim=0), grad_y.sum(dim=0), None
     """}),
+    "group-norm-with-strided-groups": ({"group-norm"}, {"group-norm-answer": ("""
+        # channels c and c + G share a group: right for G = 1 and G = C, wrong in between
+        grouped = x.reshape(x.shape[0], -1, num_groups, x[0, 0].numel())
+        mean = grouped.mean(dim=(1, 3), keepdim=True)
+        var = grouped.var(dim=(1, 3), unbiased=False, keepdim=True)
+        return ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+    """, """
+        G_LAYER_NORM = 1
+        G_INSTANCE_NORM = 6
+    """)}),
     "check-looks-at-training-mode-only": ({"batchnorm-check"}, {"batchnorm-check-answer": """
         torch.manual_seed(0)
         x = torch.randn(6, 3, dtype=torch.float64)
