@@ -78,3 +78,12 @@ def test_bad_arguments_are_named():
         distillation_loss(s[0], t[0], y)
     with pytest.raises(ValueError, match="labels"):
         distillation_loss(s, t, y[:3])
+    with pytest.raises(ValueError, match=rf"labels must have shape \({s.shape[0]},\)"):
+        distillation_loss(s, t, y[:3])
+
+
+def test_the_default_temperature_is_4_and_soft_targets_normalize_the_last_dimension():
+    s, t, y = logits()
+    assert torch.equal(distillation_loss(s, t, y), distillation_loss(s, t, y, 4.0, 0.9))
+    p = soft_targets(torch.randn(2, 3, 5, dtype=torch.float64), 2.0)
+    assert torch.allclose(p.sum(-1), torch.ones(2, 3, dtype=torch.float64))

@@ -106,7 +106,7 @@ def test_bad_arguments_are_named():
         choose_qparams(0.0, 1.0, "int4")
     with pytest.raises(ValueError, match="min_val must not exceed max_val"):
         choose_qparams(1.0, 0.0)
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="^min_val and max_val must be finite$"):
         choose_qparams(0.0, float("inf"))
     with pytest.raises(ValueError, match="same shape"):
         choose_qparams(torch.zeros(2), torch.ones(3))
@@ -124,11 +124,11 @@ def test_bad_arguments_are_named():
         clipping_range(1.0, 0, "uint4")
     with pytest.raises(ValueError, match="scale must be positive"):
         rounding_error_bound(0.0)
-    with pytest.raises(TypeError, match="model must be an nn.Module"):
+    with pytest.raises(TypeError, match="model must be an nn.Module, got str"):
         quantize_dynamic("model")
-    with pytest.raises(TypeError, match="model must be an nn.Module"):
-        quantize_static(None, [])
-    with pytest.raises(ValueError, match="calibration"):
+    with pytest.raises(TypeError, match="model must be an nn.Module, got list"):
+        quantize_static([], [])
+    with pytest.raises(ValueError, match="^calibration must yield at least one batch of inputs$"):
         quantize_static(nn.Sequential(nn.Linear(2, 2)), [])
 
 
@@ -151,3 +151,36 @@ def test_pytorch_quantized_models_are_close_smaller_and_quiet():
     assert "quantized" in type(static.model.dec2).__module__
     assert saved_bytes(dynamic) < 0.35 * saved_bytes(mlp) and saved_bytes(static) < 0.5 * saved_bytes(ae)
     assert isinstance(mlp[1], nn.Linear) and isinstance(ae.enc1.relu, nn.ReLU), "the float models are left unchanged"
+
+
+def test_results_are_float32_and_int64_whatever_the_inputs_dtypes():
+    """PyTorch keeps s in float32 and z in int64 and computes x · (1/s) in float32; so does course_lib, also when
+    it is handed float64 ranges, scales or inputs (a float64 product can round to the other level)."""
+    lo64, hi64 = torch.tensor([-0.3, -1.0], dtype=torch.float64), torch.tensor([0.7, 2.5], dtype=torch.float64)
+    scale, zero_point = choose_qparams(lo64, hi64)
+    assert scale.dtype == torch.float32 and zero_point.dtype == torch.int64
+    assert torch.equal(scale, choose_qparams(lo64.float(), hi64.float())[0])
+    scale64 = torch.tensor(0.1, dtype=torch.float64)
+    assert rounding_error_bound(scale64).dtype == torch.float32
+    low, high = clipping_range(scale64, torch.tensor(3, dtype=torch.int32))
+    assert low.dtype == high.dtype == torch.float32
+    assert torch.equal(torch.stack([low, high]), torch.stack(clipping_range(0.1, 3, "uint8")))
+    x = torch.linspace(-10.0, 10.0, 20_001, dtype=torch.float64) + 1e-9  # near the midpoints between levels
+    q = quantize(x, scale64, 3, "int8")
+    assert torch.equal(q, quantize(x.float(), 0.1, 3, "int8"))
+    assert torch.equal(q, torch.quantize_per_tensor(x.float(), 0.1, 3, torch.qint8).int_repr())
+    assert torch.equal(quantize(torch.tensor([0.5 + 1e-12], dtype=torch.float64), 1.0, 0), torch.tensor([0],
+                                                                                                  dtype=torch.uint8))
+    assert dequantize(q, scale64, 3).dtype == torch.float32
+    scales64 = torch.tensor([0.1, 0.3, 0.7], dtype=torch.float64)  # per channel: one value per row
+    rows = x[:19_998].reshape(3, -1)
+    q_rows = quantize(rows, scales64, torch.tensor([3, 0, -2]), "int8", axis=0)
+    assert torch.equal(q_rows, quantize(rows.float(), scales64.float(), torch.tensor([3, 0, -2]), "int8", axis=0))
+    assert dequantize(q_rows, scales64, torch.tensor([3, 0, -2]), axis=0).dtype == torch.float32
+
+
+def test_dynamic_quantization_touches_linear_layers_only():
+    model = nn.ModuleDict({"rnn": nn.LSTM(4, 4), "head": nn.Linear(4, 2)})
+    quantized = quantize_dynamic(model)
+    assert type(quantized["rnn"]) is nn.LSTM and type(quantized["head"]).__module__.startswith(
+        "torch.ao.nn.quantized.dynamic")
