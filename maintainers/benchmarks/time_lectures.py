@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         entry = time_lecture(path, args.moves, args.cell_timeout, args.keep)
         entry.update(lecture=path.stem, scale=args.scale, machine=where, measured=time.strftime("%Y-%m-%d"),
                      simulated_full_mnist=os.environ["COURSE_SIMULATE_FULL_MNIST"] == "1")
+        # read again just before writing: a run of other lectures may have written its entries meanwhile
+        results = json.loads(args.output.read_text()) if args.output.exists() else {}
         results[f"{path.stem} | {args.scale} | {where}"] = entry
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(dict(sorted(results.items())), indent=1) + "\n")
