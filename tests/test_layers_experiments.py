@@ -79,6 +79,9 @@ def test_accuracy_in_eval_mode_and_with_batch_statistics():
     assert accuracy(model, x, y, batch_size=4, batch_statistics=True) == pytest.approx(expected_batch), "8 of 10: the last 2 dropped"
     assert all(torch.equal(m.running_mean, r) for m, r in zip(norm_layers(model), before)), "running estimates untouched"
     assert model.training, "the model is left in train mode"
+    model.eval()
+    accuracy(model, x, y)
+    assert not model.training, "and in eval mode when it was in eval mode"
     with pytest.raises(ValueError, match="batch_size"):
         accuracy(model, x, y, batch_size=20, batch_statistics=True)
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from course_lib.compression.activations import activation_stats
 from course_lib.compression.counting import count_macs, count_params
+from course_lib.compression.distillation import distillation_loss
 from course_lib.compression.pruning import (batchnorm_scales, find_chains, l1_penalty, prune_dead_units,
                                             train_prune_cycles)
 from course_lib.data import DeviceBatches
@@ -159,8 +160,6 @@ def run_autoencoder_pruning(images: torch.Tensor, heldout: torch.Tensor, epochs:
             "model": model, "unpruned": unpruned}
 
 
-
-
 # --- Distillation (Hinton et al. 2015) on MNIST --------------------------------------------------------
 
 def mnist_mlp(hidden: int) -> nn.Sequential:
@@ -171,12 +170,10 @@ def mnist_mlp(hidden: int) -> nn.Sequential:
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, hidden: int, epochs: int, seed: int = 0,
-                  teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9,
-                  lr: float = 1e-3, batch_size: int = 64) -> nn.Module:
+                     teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9,
+                     lr: float = 1e-3, batch_size: int = 64) -> nn.Module:
     """Adam on a fresh ``mnist_mlp(hidden)``: cross-entropy on the labels, or, given the teacher's logits on
     ``images``, the distillation loss α·T²·KL + (1 − α)·CE. The seed fixes the initialization and the batch order."""
-    from course_lib.compression.distillation import distillation_loss
-
     torch.manual_seed(seed)
     model = mnist_mlp(hidden).to(images.device)
     g = torch.Generator().manual_seed(seed)

@@ -110,14 +110,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     ``batch_statistics=False``: in eval mode (batch normalization uses its running estimates). ``True``: in train
     mode, on a copy of the model, so that batch normalization normalizes each batch with its own statistics, as in
     training, and the model's running estimates stay untouched. The last incomplete batch is dropped only then.
+    The model's train/eval mode is left as it was.
     """
+    was_training = model.training
     probe = copy.deepcopy(model).train() if batch_statistics else model.eval()
     stop = len(x) - len(x) % batch_size if batch_statistics else len(x)
     if stop == 0:
         raise ValueError(f"batch_size={batch_size} leaves no complete batch of {len(x)} samples")
     right = sum((probe(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
                 for i in range(0, stop, batch_size))
-    model.train()
+    model.train(was_training)
     return right / stop
 
 
