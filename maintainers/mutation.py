@@ -54,7 +54,7 @@ MODULES = {
                                                                       "sharing")],
                     ["tests/test_compression.py", "tests/test_quantization.py", "tests/test_distillation.py"]),
     "visualization": ([f"course_lib/visualization/{name}.py" for name in ("attribution", "capture", "checkerboard",
-                                                                          "deconvnet", "maximize", "sanity")],
+                                                                          "deconvnet", "maximize", "sanity")] + ["course_lib/rank_correlation.py"],
                       ["tests/test_visualization.py", "tests/test_attribution.py"]),
     "training": (["course_lib/training.py"], ["tests/test_training.py"]),
     "data": (["course_lib/data.py", "course_lib/augmentation.py"], ["tests/test_data.py", "tests/test_augmentation.py"]),

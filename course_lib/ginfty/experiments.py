@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from course_lib.checkpoints import DeferredInterrupt, load_checkpoint, save_checkpoint
 from course_lib.data import DeviceBatches, load_mnist, xor_parity
 from course_lib.ginfty.layer import GInfinity, ginfinity_layers, grow_all, regularization
-from course_lib import optim
+from course_lib import optim, rank_correlation
 from course_lib.layers import BatchNorm1d, BatchNorm2d, Dropout
 from course_lib.training import evaluate
 
@@ -228,17 +228,8 @@ def format_duration(seconds: float) -> str:
 
 
 def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (no ties expected): the Pearson correlation of the ranks."""
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        result = [0.0] * len(values)
-        for rank, i in enumerate(order):
-            result[i] = float(rank)
-        return torch.tensor(result)
-
-    rx, ry = ranks(x), ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    return float((rx * ry).sum() / torch.sqrt((rx ** 2).sum() * (ry ** 2).sum()))
+    """Spearman's rank correlation of two lists of numbers (`course_lib.rank_correlation`)."""
+    return rank_correlation.spearman(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))
 
 
 # --- MNIST ---------------------------------------------------------------------------------------------

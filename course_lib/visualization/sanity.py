@@ -21,39 +21,13 @@ constant (all zeros, as Grad-CAM's can be after its ReLU) carries no ranking: it
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from course_lib.rank_correlation import rankdata, spearman
 from course_lib.sequential import leaf_modules
-
-
-def rankdata(v: Tensor) -> Tensor:
-    """The ranks (1 … n, float64) of the values of a 1-D tensor ``v``, ties given the mean of their positions."""
-    if not isinstance(v, Tensor) or v.dim() != 1 or len(v) == 0:
-        raise ValueError(f"v must be a non-empty 1-D tensor, got "
-                         f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}")
-    order = torch.argsort(v)  # the order within a group of ties does not matter: they share one rank
-    _, counts = torch.unique_consecutive(v[order], return_counts=True)
-    ends = counts.cumsum(0).double()  # the last 1-based position of each group of equal values
-    group_rank = ends - (counts.double() - 1) / 2  # the mean of positions ends − count + 1 … ends
-    ranks = torch.empty(len(v), dtype=torch.float64, device=v.device)
-    ranks[order] = group_rank.repeat_interleave(counts)
-    return ranks
-
-
-def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman's ρ of the flattened ``a`` and ``b`` (same number of elements, at least 2); NaN when either is constant
-    (as scipy.stats.spearmanr)."""
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.numel() != b.numel() or a.numel() < 2:
-        raise ValueError(f"a and b must be tensors with the same number (≥ 2) of elements, got "
-                         f"{getattr(a, 'shape', a)!r} and {getattr(b, 'shape', b)!r}")
-    ra, rb = rankdata(a.detach().flatten()), rankdata(b.detach().flatten())
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = float(ra.norm() * rb.norm())
-    return float((ra * rb).sum()) / denominator if denominator > 0 else math.nan
 
 
 def parametrized_layers(model: nn.Module) -> list[str]:
