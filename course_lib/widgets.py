@@ -27,19 +27,26 @@ Control specifications, as in ``ipywidgets.interact``: a list or tuple of values
 selection slider (strings give a dropdown); ``(min, max)`` or ``(min, max, step)`` of numbers
 gives an int or float slider; a widget is used as it is. Every control starts at the function's
 default for that argument, which must be one of the allowed values.
+
+A page of the course's book has no kernel to move a slider. With ``COURSE_STATIC_PANELS=1`` in the
+environment a displayed panel draws its figure at the defaults straight into the cell's output, without
+controls, followed by a sentence naming the controls the notebook offers.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
 import time
 import traceback
 from typing import Any, Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Markdown, display
+
+STATIC_ENV = "COURSE_STATIC_PANELS"
 
 
 def log_slider(low: float, high: float, steps_per_decade: int = 4) -> widgets.FloatLogSlider:
@@ -57,6 +64,11 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return a == b
+
+
+def _readable(value: Any) -> str:
+    """A control's value as a sentence shows it: floats to three significant digits."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _make_control(name: str, spec: Any) -> widgets.ValueWidget:
@@ -166,9 +178,25 @@ class ExperimentPanel:
             pass  # run() has shown the traceback in the panel and kept it in self.error
 
     def _ipython_display_(self) -> None:
+        if os.environ.get(STATIC_ENV, "").strip() == "1":
+            self.show_static()
+            return
         display(self.widget)
         if self.runs == 0:
             self.run()
+
+    def show_static(self) -> Any:
+        """Run the experiment at the controls' values and draw its figure into the cell's output, not the panel's,
+        then a sentence naming the controls; return the result. An error is raised, as by ``run``."""
+        self.result = None
+        self.result = self.experiment(**self.values())
+        plt.show()
+        self.runs += 1
+        self.error = None
+        values = ", ".join(f"{name} = {_readable(value)}" for name, value in self.values().items())
+        display(Markdown(f"*In the notebook, controls for {', '.join(self.controls)} make this figure interactive; "
+                         f"here it is drawn at their defaults ({values}).*"))
+        return self.result
 
 
 def control_ends(control: widgets.ValueWidget) -> list[Any]:

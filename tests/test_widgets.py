@@ -186,3 +186,36 @@ def test_same_result_compares_tensors_and_nested_values_by_value():
     assert same_result({"a": [torch.ones(2), 1.0]}, {"a": [torch.ones(2), 1.0]})
     assert not same_result({"a": [torch.ones(2), 1.0]}, {"a": [torch.zeros(2), 1.0]})
     assert not same_result(torch.ones(2), torch.ones(3)) and not same_result([1], (1,)) and not same_result({"a": 1}, {"b": 1})
+
+
+def test_a_static_panel_draws_its_figure_at_the_defaults_and_names_its_controls(monkeypatch):
+    """COURSE_STATIC_PANELS=1 (the book): no controls are displayed, the defaults run once and a sentence says which
+    controls the notebook offers and at which values the figure was drawn."""
+    import course_lib.widgets as widgets_module
+
+    shown = []
+    monkeypatch.setattr(widgets_module, "display", shown.append)
+    monkeypatch.setenv("COURSE_STATIC_PANELS", "1")
+    panel = make_panel()
+    panel._ipython_display_()
+    assert panel.runs == 1 and panel.result == {"value": pytest.approx(9.0)}
+    assert len(shown) == 1 and not isinstance(shown[0], ipywidgets.Widget)
+    sentence = shown[0].data
+    assert "controls for x, scale, mode make this figure interactive" in sentence
+    assert "(x = 3, scale = 1, mode = plain)" in sentence
+    monkeypatch.setenv("COURSE_STATIC_PANELS", "0")
+    shown.clear()
+    panel = make_panel()
+    panel._ipython_display_()
+    assert shown == [panel.widget]
+
+
+def test_a_static_panel_raises_what_its_experiment_raises(monkeypatch):
+    def broken(x=1):
+        raise RuntimeError("no figure")
+
+    monkeypatch.setenv("COURSE_STATIC_PANELS", "1")
+    panel = ExperimentPanel(broken, x=[1, 2])
+    with pytest.raises(RuntimeError, match="no figure"):
+        panel._ipython_display_()
+    assert panel.result is None and panel.runs == 0
