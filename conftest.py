@@ -23,10 +23,10 @@ collect_ignore = ["tests/grading_subject"]
 
 # Tests that only `python3 course.py test --complete` runs: the grading fixtures, which grade every
 # exercise's solution, alternative and wrong answers at two thread counts, the adversarial
-# submissions and nbgrader's autograde, and every lecture at its default scale (each module names
-# itself in COMPLETE_ONLY).
-COMPLETE_ONLY = {"test_exercise_fairness.py", "test_grading_batch.py", "test_grading_budget.py", "test_grading_tricks.py",
-                 "test_lecture_scale.py", "test_nbgrader.py"}
+# submissions and nbgrader's autograde, every lecture at its default scale, and the book and slides built from a
+# fresh checkout (each module names itself in COMPLETE_ONLY).
+COMPLETE_ONLY = {"test_book.py", "test_exercise_fairness.py", "test_grading_batch.py", "test_grading_budget.py",
+                 "test_grading_tricks.py", "test_lecture_scale.py", "test_nbgrader.py"}
 
 
 def xdist_scope(nodeid: str) -> str:
@@ -45,10 +45,10 @@ def xdist_scope(nodeid: str) -> str:
 
 # The groups that take minutes start first, in this order, so that the many short ones fill the end of a run evenly
 # on every worker (course.py keeps the collection's order: ``--no-loadscope-reorder``). In a run of both suites: the
-# JupyterLab server's lectures, each lecture at its default scale, each exercise's graded fixtures, the grader's batch
+# book built from a fresh checkout (every lecture executed, about 8 minutes), the JupyterLab server's lectures, each lecture at its default scale, each exercise's graded fixtures, the grader's batch
 # tests; then the notebooks under nbval; then the unit tests.
-SLOWEST_FIRST = ("tests/test_browser.py", "tests/test_lecture_scale.py", "tests/test_exercise_fairness.py",
-                 "tests/test_grading_batch.py", "tests/test_grading_tricks.py", "tests/test_nbgrader.py",
+SLOWEST_FIRST = ("tests/test_book.py", "tests/test_browser.py", "tests/test_lecture_scale.py",
+                 "tests/test_exercise_fairness.py", "tests/test_grading_batch.py", "tests/test_grading_tricks.py", "tests/test_nbgrader.py",
                  "tests/test_grading_budget.py", "lectures/", "solutions/", "exercises/")
 
 

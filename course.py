@@ -9,7 +9,10 @@
     python3 course.py test --complete
                               the everyday suite plus the grading fixtures: every exercise's solution,
                               alternative and wrong answers graded at one and two threads, the adversarial
-                              submissions, nbgrader's autograde (what CI runs)
+                              submissions, nbgrader's autograde, the book built from a fresh checkout (what CI runs)
+    python3 course.py book    the same set-up, then the website of the executed lectures into build/book/
+    python3 course.py slides NN | all
+                              the same set-up, then reveal.js slides of lecture NN (or of all) into build/slides/
 
 Both are safe to run again: the virtual environment is created once, and the install step runs
 again only when pyproject.toml has changed since the last successful install. Arguments after
@@ -21,18 +24,35 @@ is installed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "course-install.stamp"
 MIN_PYTHON = (3, 10)
+# What the book and the slides load in the browser, kept in .venv so that they work without a network: reveal.js
+# (the version nbconvert's slides are written for; its dist/ and speaker-notes plugin) and MathJax 3 (its SVG
+# output needs no web fonts, which browsers refuse to load from file:// pages). From the npm registry, each
+# checked against the registry's published sha512 digest: (url, digest, the folders kept).
+WEB_ASSETS = VENV / "share" / "going-deeper"
+WEB_PACKAGES = {
+    "reveal.js": ("https://registry.npmjs.org/reveal.js/-/reveal.js-4.0.2.tgz",
+                  "LWZSUenufF1gpD7npxJ7KfoQQFKgc1D6XrLTFgKlwWNP1BQ74hT48KONFWMAw+8R/QUeaScCLCLrBVHDfFIEiw==",
+                  ("dist/", "plugin/notes/")),
+    "mathjax": ("https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz",
+                "Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+                ("es5/tex-svg-full.js", "es5/ui/", "es5/input/tex/extensions/", "es5/output/svg/")),
+}
 
 
 def venv_executable(name: str) -> Path:
@@ -56,6 +76,7 @@ def ensure_environment() -> Path:
         print(f"Creating the virtual environment {VENV} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     if STAMP.exists() and STAMP.read_text().strip() == install_fingerprint():
+        ensure_web_assets()
         return python
     print(
         "Installing the course and its dependencies into .venv.\n"
@@ -68,7 +89,38 @@ def ensure_environment() -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "--editable", str(ROOT)], check=True)
     STAMP.write_text(install_fingerprint() + "\n")
     print(f"Installed in {time.perf_counter() - start:.0f} s.", flush=True)
+    ensure_web_assets()
     return python
+
+
+def ensure_web_assets() -> None:
+    """Fetch reveal.js and MathJax into .venv once; when one cannot be had, say that the pages will use a CDN."""
+    for name, (url, sha512, kept) in WEB_PACKAGES.items():
+        folder = WEB_ASSETS / name
+        if (folder / "complete").exists():
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
+                archive = response.read()
+        except OSError as error:
+            print(f"Could not fetch {name} ({error}): the book and slides will load it from a CDN.", flush=True)
+            continue
+        if base64.b64encode(hashlib.sha512(archive).digest()).decode() != sha512:
+            print(f"{name} from {url} does not match its published digest; not installed.", flush=True)
+            continue
+        staging = folder.with_name(f"{name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            for member in tar.getmembers():
+                path = member.name.removeprefix("package/")
+                if member.isfile() and path.startswith(kept) and ".." not in path.split("/"):
+                    target = staging / path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tar.extractfile(member).read())
+        (staging / "complete").write_text(url + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        print(f"Installed {name} for the book and the slides in {folder}.", flush=True)
 
 
 def run_lab(python: Path, extra: list[str]) -> int:
@@ -159,7 +211,17 @@ def run_tests(python: Path, extra: list[str]) -> int:
     return code
 
 
-COMMANDS = {"lab": run_lab, "test": run_tests}
+def run_book(python: Path, extra: list[str]) -> int:
+    """Build the book (book/build.py): python3 course.py book [--scale quick|lecture] [--force]."""
+    return subprocess.run([str(python), "-m", "book.build", "book", *extra], cwd=ROOT).returncode
+
+
+def run_slides(python: Path, extra: list[str]) -> int:
+    """Build slides (book/build.py): python3 course.py slides NN|all [--scale quick|lecture] [--force]."""
+    return subprocess.run([str(python), "-m", "book.build", "slides", *extra], cwd=ROOT).returncode
+
+
+COMMANDS = {"lab": run_lab, "test": run_tests, "book": run_book, "slides": run_slides}
 
 
 def main(argv: list[str]) -> int:

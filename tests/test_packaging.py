@@ -90,8 +90,9 @@ def test_ci_runs_the_readme_complete_test_command():
 def test_the_everyday_suite_leaves_out_exactly_the_grading_fixtures():
     import conftest
 
-    assert conftest.COMPLETE_ONLY == {"test_exercise_fairness.py", "test_grading_batch.py", "test_grading_budget.py",
-                                      "test_grading_tricks.py", "test_lecture_scale.py", "test_nbgrader.py"}
+    assert conftest.COMPLETE_ONLY == {"test_book.py", "test_exercise_fairness.py", "test_grading_batch.py",
+                                      "test_grading_budget.py", "test_grading_tricks.py", "test_lecture_scale.py",
+                                      "test_nbgrader.py"}
     assert all((ROOT / "tests" / name).exists() for name in conftest.COMPLETE_ONLY)
     assert conftest.xdist_scope("lectures/07_ginfty.ipynb::Cell 4") == "lectures/07_ginfty.ipynb"
     assert conftest.xdist_scope("tests/test_exercise_fairness.py::test_x[01_batch_sgd-2-threads]") != \
