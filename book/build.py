@@ -12,21 +12,23 @@ kept in ``build/executed/<scale>/`` and reused by the book and the slides until 
 changes. A cell that raises stops the build with the lecture and the cell named.
 
 **The book** is built by Sphinx with MyST-NB (notebooks and Markdown as pages) and the Sphinx Book Theme into
-``build/book/``: a front page made from the README's description and its table of lectures, a page per executed
-lecture (test-only cells removed, see ``book/cells.py``), a page per exercise as students receive it (no outputs,
-no answers: the exercises are generated without them) with the notebook to download, and a page per lecture's
-questions with the answers folded. Search is Sphinx's own; equations are typeset by a copy of MathJax 3 (SVG
+``build/book/``: a front page made from the README's description and its table of lectures; a page per executed
+lecture (see ``for_book``: the test-only cells' code removed, the code that drew a figure folded above it), each
+followed in the book's order by a page of its questions with the answers folded and by its exercise as students
+receive it (no outputs, no answers: the exercises are generated without them) with the notebook to download. Search is Sphinx's own; equations are typeset by a copy of MathJax 3 (SVG
 output) served with the site, so the book works without a network, from ``file://`` too, and can be published as
 it is (``.nojekyll`` keeps GitHub Pages from dropping the ``_static`` folder).
 
 **The slides** are nbconvert's reveal.js slides of an executed lecture, following the slideshow metadata the
-lectures carry (``book/cells.py``), without the test-only cells, into ``build/slides/``. They load reveal.js and
+lectures carry (``book/cells.py``), into ``build/slides/`` (see ``for_slides``: no test-only cell and no assert,
+a figure's slide shows the figure rather than its code, long code only what it printed). They load reveal.js and
 MathJax from copies beside them (``course.py``'s set-up fetches both into the environment), else from a CDN.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import shutil
@@ -120,14 +122,98 @@ def execute(lecture: Path, scale: str = "quick", force: bool = False) -> nbforma
     return notebook
 
 
-def for_readers(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy without the test-only cells and without widget outputs (a page has no kernel to draw them)."""
+def _without_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy without widget outputs (progress bars): a page has no kernel to draw them."""
     copy = nbformat.from_dict(notebook)
-    copy.cells = [cell for cell in copy.cells if TEST_ONLY not in cell.metadata.get("tags", [])]
     for cell in copy.cells:
         if cell.cell_type == "code":
             cell.outputs = [output for output in cell.outputs if WIDGET_MIME not in output.get("data", {})]
     copy.metadata.pop("widgets", None)
+    return copy
+
+
+def has_figure(cell) -> bool:
+    return cell.cell_type == "code" and any(any(mime.startswith("image/") for mime in output.get("data", {}))
+                                            for output in cell.outputs)
+
+
+def _tagged(cell, tag: str):
+    cell.metadata["tags"] = [*cell.metadata.get("tags", []), tag]
+    return cell
+
+
+def for_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The page's copy of an executed lecture. A test-only cell's code is removed (what it printed stays, since the
+    text may quote it; a check that printed nothing goes); the code that drew a figure is folded above it (MyST-NB's
+    ``hide-input``: one click shows it); no widget outputs."""
+    copy = _without_widgets(notebook)
+    cells = []
+    for cell in copy.cells:
+        if TEST_ONLY in cell.metadata.get("tags", []):
+            if cell.cell_type == "code" and cell.outputs:
+                cells.append(_tagged(cell, "remove-input"))
+        else:
+            cells.append(_tagged(cell, "hide-input") if has_figure(cell) else cell)
+    copy.cells = cells
+    return copy
+
+
+def _only_checks(node: ast.stmt) -> bool:
+    """An ``assert``, or a loop, ``if`` or ``with`` that only asserts."""
+    if isinstance(node, ast.Assert):
+        return True
+    if isinstance(node, (ast.For, ast.While, ast.If, ast.With)):
+        return all(_only_checks(inner) for inner in node.body + getattr(node, "orelse", []))
+    return False
+
+
+def _check_lines(block: list[ast.stmt]) -> set[int]:
+    """The lines of a block's statements that only check, and of those inside its other statements' bodies (a
+    body made only of checks stays, so that the code shown still parses)."""
+    if all(_only_checks(node) for node in block):
+        return set()
+    lines = set()
+    for node in block:
+        if _only_checks(node):
+            lines.update(range(node.lineno, node.end_lineno + 1))
+        elif hasattr(node, "body") and isinstance(node.body, list):
+            lines |= _check_lines(node.body)
+    return lines
+
+
+def without_asserts(source: str) -> str:
+    """The code without the statements that only check (a slide shows what the code does, the notebook checks it)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    dropped = {line for node in tree.body if _only_checks(node) for line in range(node.lineno, node.end_lineno + 1)}
+    for node in tree.body:
+        if not _only_checks(node) and hasattr(node, "body") and isinstance(node.body, list):
+            dropped |= _check_lines(node.body)
+    return "\n".join(line for number, line in enumerate(source.splitlines(), start=1) if number not in dropped).strip()
+
+
+SLIDE_CODE_LINES = 12  # longer code shows on a slide only through what it printed or drew
+
+
+def for_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The slides' copy of an executed lecture: no test-only cell; no ``assert`` in the code shown; a figure's slide
+    shows the figure, not the code that drew it, and code longer than SLIDE_CODE_LINES lines only what it printed
+    (both are in the notebook); a cell left with nothing to show goes; no widget outputs."""
+    copy = _without_widgets(notebook)
+    cells = []
+    for cell in copy.cells:
+        if TEST_ONLY in cell.metadata.get("tags", []):
+            continue
+        if cell.cell_type == "code":
+            cell.source = without_asserts(cell.source)
+            if has_figure(cell) or len(cell.source.splitlines()) > SLIDE_CODE_LINES or not cell.source:
+                if not cell.outputs:
+                    continue
+                cell.metadata["transient"] = {"remove_source": True}
+        cells.append(cell)
+    copy.cells = cells
     return copy
 
 
@@ -145,37 +231,51 @@ def title_of(notebook: nbformat.NotebookNode) -> str:
     return first.lstrip("#").strip()
 
 
-def front_page(lectures: list[Path]) -> str:
+def front_page(lectures: list[Path], scale: str) -> str:
     """index.md: the README's description and its table of lectures, with links to each lecture's page (named by
     its title), its questions and its exercise, and the README's run times."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     description = readme.split("\n## ", 1)[0].split("\n", 1)[1].strip()
     table = re.search(r"^## The lectures\n\n(\|.*?)\n\n", readme, re.MULTILINE | re.DOTALL).group(1)
-    exercises = sorted(path.stem for path in EXERCISES.glob("*.ipynb"))
     rows = ["| # | lecture | what it covers | questions, exercise | run time (lecture / quick scale) |",
             "|---|---|---|---|---|"]
     for row in table.splitlines()[2:]:
         number, notebook, run_time, covers = (cell.strip() for cell in row.strip().strip("|").split(" | ", 3))
-        stem = re.fullmatch(r"`lectures/(\w+)\.ipynb`", notebook).group(1)
-        title = title_of(nbformat.read(LECTURES / f"{stem}.ipynb", as_version=4)).split(" — ", 1)[-1]
-        links = [f"[questions](questions/{stem}.md)"] if _questions(LECTURES / f"{stem}.ipynb") is not None else []
-        links += [f"[exercise](exercises/{name}.ipynb)" for name in exercises if name == stem]
+        lecture = LECTURES / notebook.strip("`").removeprefix("lectures/")
+        title = title_of(nbformat.read(lecture, as_version=4)).split(" — ", 1)[-1]
+        links = ", ".join(f"[{name}]({target})" for name, target in companions(lecture))
         run_time = re.sub(r"\s*\(.*\)", "", run_time)  # the slowest cell is the README's detail
-        rows.append(f"| {number} | [{title}](lectures/{stem}.ipynb) | {covers} | {', '.join(links)} | {run_time} |")
+        rows.append(f"| {number} | [{title}](lectures/{lecture.stem}.ipynb) | {covers} | {links} | {run_time} |")
     return "\n".join([
         "# Going Deeper", "", description, "",
-        "The pages of this book are the lecture notebooks executed at the quick scale, with their figures; the "
+        f"The pages of this book are the lecture notebooks executed at the {scale} scale, with their figures; the "
         "experiments' panels appear as the figure they draw at their default values, and the notebooks make them "
-        "interactive. To run them, train at the lecture scale and work the exercises, follow the README of the "
+        "interactive. To run them, train at the other scales and work the exercises, follow the README of the "
         "course's repository (`python3 course.py lab`).", "",
         "## The lectures", "", *rows, "",
-        "Each lecture's questions, with their answers folded, have a page of their own; each exercise has a page "
-        "that shows it as students receive it, with its notebook to download.", "",
+        "Each lecture is followed by a page of its questions, with the answers folded, and by its exercise as "
+        "students receive it, with the notebook to download.", "",
         "```{toctree}", ":caption: Lectures", ":hidden:", "", *(f"lectures/{path.stem}" for path in lectures), "```", "",
-        "```{toctree}", ":caption: Questions", ":hidden:", "", *(f"questions/{path.stem}" for path in lectures
-                                                                   if _questions(path) is not None), "```", "",
-        "```{toctree}", ":caption: Exercises", ":hidden:", "", *(f"exercises/{stem}" for stem in exercises), "```", "",
     ])
+
+
+def companions(lecture: Path) -> list[tuple[str, str]]:
+    """(name, page) of a lecture's questions and exercise, as links from the front page."""
+    found = [("questions", f"questions/{lecture.stem}.md")] if _questions(lecture) is not None else []
+    if (EXERCISES / lecture.name).exists():
+        found.append(("exercise", f"exercises/{lecture.name}"))
+    return found
+
+
+def next_steps(lecture: Path) -> nbformat.NotebookNode | None:
+    """The last cell of a lecture's page: links to its questions and exercise, which also follow it in the book."""
+    pages = companions(lecture)
+    if not pages:
+        return None
+    links = " and ".join(f"[its {name}](../{target})" for name, target in pages)
+    entries = [f"../{target.rsplit('.', 1)[0]}" for _, target in pages]
+    return nbformat.v4.new_markdown_cell("\n".join([
+        f"**After this lecture:** {links}.", "", "```{toctree}", ":hidden:", "", *entries, "```"]))
 
 
 def _questions(lecture: Path) -> str | None:
@@ -197,16 +297,18 @@ def questions_page(lecture: Path) -> str:
 
 
 def exercise_page(path: Path) -> nbformat.NotebookNode:
-    """The exercise as students receive it, with a first cell that offers its notebook."""
+    """The exercise as students receive it, with its notebook offered under the title."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    title, _, introduction = notebook.cells[0].source.partition("\n")
     offer = nbformat.v4.new_markdown_cell(
         f"*This page shows the exercise as you receive it. Work it in Jupyter: download "
         f"{{download}}`{path.name} <notebooks/{path.name}>` (or open `exercises/{path.name}` in the course's repository), "
         f"replace each `raise NotImplementedError(...)` and run the check below it.*")
-    notebook.cells.insert(1, offer)
+    notebook.cells[0].source = title
+    notebook.cells[1:1] = [offer, nbformat.v4.new_markdown_cell(introduction.strip())]
     return notebook
 
 
@@ -220,7 +322,8 @@ def build_book(scale: str = "quick", force: bool = False, output: Path | None = 
     for folder in ("lectures", "exercises", "questions"):
         (source / folder).mkdir(parents=True)
     for lecture in lectures:
-        page = for_readers(execute(lecture, scale, force))
+        page = for_book(execute(lecture, scale, force))
+        page.cells += [cell for cell in [next_steps(lecture)] if cell is not None]
         nbformat.write(page, source / "lectures" / lecture.name)
         if _questions(lecture) is not None:
             (source / "questions" / f"{lecture.stem}.md").write_text(questions_page(lecture), encoding="utf-8")
@@ -228,11 +331,12 @@ def build_book(scale: str = "quick", force: bool = False, output: Path | None = 
         nbformat.write(exercise_page(exercise), source / "exercises" / exercise.name)
         (source / "exercises" / "notebooks").mkdir(exist_ok=True)
         shutil.copy(exercise, source / "exercises" / "notebooks" / exercise.name)  # offered for download, not a page
-    (source / "index.md").write_text(front_page(lectures), encoding="utf-8")
+    (source / "index.md").write_text(front_page(lectures, scale), encoding="utf-8")
     shutil.rmtree(output, ignore_errors=True)
     (output / "_static").mkdir(parents=True)
     mathjax = web_asset("mathjax", MATHJAX_CDN, output / "_static")
-    sphinx = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(BOOK), "-W", "--keep-going", "-q",
+    sphinx = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(BOOK), "-d", str(BUILD / "book_doctrees"),
+              "-W", "--keep-going", "-q",
               "-D", f"mathjax_path={mathjax}/{MATHJAX_SCRIPT}", str(source), str(output)]
     if subprocess.run(sphinx, cwd=ROOT).returncode != 0:
         raise BuildError("Sphinx reported the problems above")
@@ -255,8 +359,11 @@ def build_slides(which: str = "all", scale: str = "quick", force: bool = False, 
     mathjax = web_asset("mathjax", MATHJAX_CDN, output)
     config = Config()
     config.SlidesExporter.reveal_url_prefix = reveal
-    config.SlidesExporter.reveal_scroll = True
     config.SlidesExporter.reveal_number = "c/t"
+    config.SlidesExporter.reveal_width = "1280"  # 16:9, as projectors and screens are now
+    config.SlidesExporter.reveal_height = "720"
+    config.SlidesExporter.exclude_input_prompt = True  # no In [n]: column eating a slide's width
+    config.SlidesExporter.exclude_output_prompt = True
     config.SlidesExporter.reveal_theme = "white"  # its fonts come with reveal.js ("simple" loads Google's)
     config.SlidesExporter.mathjax_url = f"{mathjax}/{MATHJAX_SCRIPT}"
     config.SlidesExporter.extra_template_basedirs = [str(BOOK)]
@@ -264,7 +371,7 @@ def build_slides(which: str = "all", scale: str = "quick", force: bool = False, 
     exporter = SlidesExporter(config=config)
     written = []
     for lecture in lecture_paths(which):
-        body, _ = exporter.from_notebook_node(for_readers(execute(lecture, scale, force)),
+        body, _ = exporter.from_notebook_node(for_slides(execute(lecture, scale, force)),
                                               resources={"metadata": {"name": title_of(nbformat.read(lecture, 4))}})
         target = output / f"{lecture.stem}.slides.html"
         target.write_text(body, encoding="utf-8")

@@ -23,6 +23,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,
 }
+html_static_path = ["static"]
+html_css_files = ["book.css"]
 html_show_sourcelink = False
 html_last_updated_fmt = None
 

@@ -71,6 +71,11 @@ def _readable(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _in_words(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _make_control(name: str, spec: Any) -> widgets.ValueWidget:
     if isinstance(spec, widgets.ValueWidget):
         return spec
@@ -186,16 +191,16 @@ class ExperimentPanel:
             self.run()
 
     def show_static(self) -> Any:
-        """Run the experiment at the controls' values and draw its figure into the cell's output, not the panel's,
-        then a sentence naming the controls; return the result. An error is raised, as by ``run``."""
+        """Say which controls the notebook offers, then run the experiment at their values and draw its figure into
+        the cell's output, not the panel's; return the result. An error is raised, as by ``run``."""
+        values = _in_words([f"{name} = {_readable(value)}" for name, value in self.values().items()])
+        display(Markdown(f"*In the notebook, controls for {_in_words(list(self.controls))} make the figure below "
+                         f"interactive; here it is drawn at their defaults ({values}).*"))
         self.result = None
         self.result = self.experiment(**self.values())
         plt.show()
         self.runs += 1
         self.error = None
-        values = ", ".join(f"{name} = {_readable(value)}" for name, value in self.values().items())
-        display(Markdown(f"*In the notebook, controls for {', '.join(self.controls)} make this figure interactive; "
-                         f"here it is drawn at their defaults ({values}).*"))
         return self.result
 
 

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from book.build import figures, for_readers
+from book.build import companions, figures, for_book, has_figure
 from book.cells import PANEL_SHOWN, TEST_ONLY
 from course_lib.exercises import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION
 
@@ -169,11 +169,13 @@ def test_every_lecture_page_holds_the_figures_its_notebook_draws(built, lecture)
     panels = sum(1 for cell in nbformat.read(lecture, as_version=4).cells if cell.cell_type == "code"
                  and PANEL_SHOWN.match(cell.source.strip().splitlines()[-1]))
     assert drawn >= max(panels, 1), f"{lecture.name} drew {drawn} figures for {panels} panels"
-    assert figures(for_readers(executed)) == drawn, "a test-only cell drew a figure the page would lose"
+    assert figures(for_book(executed)) == drawn, "a figure the page would lose"
     shown = [src for src in page.images if "_images/" in src]
     assert len(shown) == drawn, f"{lecture.name}: the notebook drew {drawn} figures, the page shows {len(shown)}"
-    assert page.all_text.count("make this figure interactive") == panels
+    assert page.all_text.count("make the figure below interactive") == panels
     assert page.all_text.count("here it is drawn at their defaults") == panels
+    for name, target in companions(lecture):  # the lecture leads on to its questions and exercise
+        assert f"../{target.rsplit('.', 1)[0]}.html" in page.links, f"{lecture.stem} does not link its {name}"
 
 
 def test_no_internal_link_or_image_of_the_site_is_broken(built):
@@ -285,6 +287,11 @@ def test_slides_have_a_slide_per_section_and_per_figure(built, lecture):
     assert source.count("<section") >= len(sections) + figure_slides
     executed = nbformat.read(built["executed"] / lecture.name, as_version=4)
     assert source.count('src="data:image/png;base64,') == figures(executed)
+    drew = [index for index, cell in enumerate(executed.cells) if has_figure(cell)]
+    starts = [index for index, cell in enumerate(cells)
+              if cell.cell_type == "code" and cell.metadata["slideshow"]["slide_type"] == "subslide"]
+    assert drew == starts, f"{lecture.stem}: the cells that drew a figure and the cells that start a figure's slide differ"
+    assert not [line for line in text.splitlines() if line.strip().startswith("assert ")]
     notes = sum(1 for cell in cells if cell.metadata.get("slideshow", {}).get("slide_type") == "notes")
     assert source.count('<aside class="notes">') == notes
     assert 'src="reveal.js/dist/reveal.js"' in source and 'src="mathjax/es5/tex-svg-full.js"' in source

@@ -29,10 +29,10 @@ def test_a_lecture_is_chosen_by_number_name_or_all_and_anything_else_is_refused(
 
 def test_the_front_page_is_the_readmes_description_and_table_with_links():
     lectures = build.lecture_paths()
-    page = build.front_page(lectures)
+    page = build.front_page(lectures, "lecture")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert page.startswith("# Going Deeper\n\nA Jupyter course on how deep networks are trained")
-    assert readme.split("\n\n")[1] in page
+    assert readme.split("\n\n")[1] in page and "executed at the lecture scale" in page
     table = [line for line in page.splitlines() if line.startswith("|")]
     assert len(table) == 2 + len(lectures)  # header, rule, a row a notebook: no blank line breaks the table
     for lecture in lectures:
@@ -40,8 +40,7 @@ def test_the_front_page_is_the_readmes_description_and_table_with_links():
         assert f"[{title}](lectures/{lecture.stem}.ipynb)" in page and f"lectures/{lecture.stem}\n" in page
     assert "[questions](questions/05_residual.md), [exercise](exercises/05_residual.ipynb)" in page
     assert re.search(r"\| [\d.]+ (s|min) / \d+ s \|$", table[2])  # the README's run times are kept
-    for exercise in (ROOT / "exercises").glob("*.ipynb"):
-        assert f"exercises/{exercise.stem}\n" in page
+    assert "exercises/" not in page.split("```{toctree}")[1]  # exercises follow their lectures, not the front page
 
 
 def test_a_questions_page_holds_the_questions_with_the_answers_folded():
@@ -53,29 +52,72 @@ def test_a_questions_page_holds_the_questions_with_the_answers_folded():
     assert build._questions(ROOT / "lectures" / "08_compression_appendix.ipynb") is None
 
 
-def test_an_exercise_page_is_the_exercise_with_its_notebook_offered():
+def test_an_exercise_page_is_the_exercise_with_its_notebook_offered_under_its_title():
     path = ROOT / "exercises" / "01_batch_sgd.ipynb"
     page = build.exercise_page(path)
     original = nbformat.read(path, as_version=4)
-    assert len(page.cells) == len(original.cells) + 1
+    title, _, introduction = original.cells[0].source.partition("\n")
+    assert [cell.source for cell in page.cells[:3]] == [title, page.cells[1].source, introduction.strip()]
+    assert title.startswith("# Exercise 01")
     assert "{download}`01_batch_sgd.ipynb <notebooks/01_batch_sgd.ipynb>`" in page.cells[1].source
-    assert [cell.source for cell in page.cells[:1] + page.cells[2:]] == [cell.source for cell in original.cells]
+    assert [cell.source for cell in page.cells[3:]] == [cell.source for cell in original.cells[1:]]
     assert all(cell.outputs == [] for cell in page.cells if cell.cell_type == "code")
 
 
-def test_a_readers_copy_drops_test_only_cells_and_widget_outputs_but_keeps_figures():
-    png = {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}
-    widget = {"output_type": "display_data", "metadata": {},
-              "data": {build.WIDGET_MIME: {"model_id": "abc", "version_major": 2, "version_minor": 0}, "text/plain": "bar"}}
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("plot_curves(runs)", outputs=[nbformat.from_dict(png), nbformat.from_dict(widget)]),
+def test_a_lecture_leads_on_to_its_questions_and_exercise():
+    assert build.companions(ROOT / "lectures" / "04_batchnorm.ipynb") == [
+        ("questions", "questions/04_batchnorm.md"), ("exercise", "exercises/04_batchnorm.ipynb")]
+    assert build.companions(ROOT / "lectures" / "02_optimizers_in_practice.ipynb") == [
+        ("questions", "questions/02_optimizers_in_practice.md")]  # exercise 02 follows the first part
+    assert build.companions(ROOT / "lectures" / "08_compression_appendix.ipynb") == []
+    assert build.next_steps(ROOT / "lectures" / "08_compression_appendix.ipynb") is None
+    cell = build.next_steps(ROOT / "lectures" / "04_batchnorm.ipynb")
+    assert "[its questions](../questions/04_batchnorm.md) and [its exercise](../exercises/04_batchnorm.ipynb)" in cell.source
+    assert "../questions/04_batchnorm\n../exercises/04_batchnorm\n```" in cell.source
+
+
+PNG = {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}
+WIDGET = {"output_type": "display_data", "metadata": {},
+          "data": {build.WIDGET_MIME: {"model_id": "abc", "version_major": 2, "version_minor": 0}, "text/plain": "bar"}}
+PRINTED = {"output_type": "stream", "name": "stdout", "text": "ratio 3.1\n"}
+
+
+def executed_example():
+    long_code = "\n".join(f"x{i} = {i}" for i in range(build.SLIDE_CODE_LINES + 1))
+    output = nbformat.from_dict
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## A section"),
+        nbformat.v4.new_code_cell("plot_curves(runs)\nplt.show()", outputs=[output(PNG), output(WIDGET)]),
         nbformat.v4.new_code_cell("assert ok", metadata={"tags": [TEST_ONLY]}),
+        nbformat.v4.new_code_cell("print(ratio)\nassert ratio > 2", metadata={"tags": [TEST_ONLY]}, outputs=[output(PRINTED)]),
+        nbformat.v4.new_code_cell("y = x @ w.T\nassert y.shape == (5, 3), 'shape'\nprint(y.sum())", outputs=[output(PRINTED)]),
+        nbformat.v4.new_code_cell(long_code),
+        nbformat.v4.new_code_cell(long_code + "\nprint(x0)", outputs=[output(PRINTED)]),
     ], metadata={"widgets": {"state": {}}})
-    copy = build.for_readers(notebook)
-    assert [cell.source for cell in copy.cells] == ["plot_curves(runs)"]
-    assert [list(output["data"]) for output in copy.cells[0].outputs] == [["image/png", "text/plain"]]
-    assert "widgets" not in copy.metadata and len(notebook.cells) == 2  # the original is untouched
-    assert build.figures(notebook) == build.figures(copy) == 1
+
+
+def test_the_book_hides_check_code_keeps_what_checks_print_and_folds_figure_code():
+    notebook = executed_example()
+    page = build.for_book(notebook)
+    assert [cell.source.splitlines()[0] for cell in page.cells] == ["## A section", "plot_curves(runs)", "print(ratio)",
+                                                                    "y = x @ w.T", "x0 = 0", "x0 = 0"]
+    assert page.cells[1].metadata["tags"] == ["hide-input"] and page.cells[2].metadata["tags"] == [TEST_ONLY, "remove-input"]
+    assert [list(output["data"]) for output in page.cells[1].outputs] == [["image/png", "text/plain"]]
+    assert "widgets" not in page.metadata and len(notebook.cells) == 7 and "tags" not in notebook.cells[1].metadata
+    assert build.figures(notebook) == build.figures(page) == 1
+
+
+def test_slides_leave_out_checks_asserts_and_long_code_but_keep_figures_and_what_was_printed():
+    slides = build.for_slides(executed_example())
+    assert [cell.source for cell in slides.cells[1:3]] == ["plot_curves(runs)\nplt.show()", "y = x @ w.T\nprint(y.sum())"]
+    assert len(slides.cells) == 4  # the check cells and the long code that printed nothing are gone
+    assert slides.cells[1].metadata["transient"] == {"remove_source": True}  # the figure, not its code
+    assert "transient" not in slides.cells[2].metadata
+    assert slides.cells[3].metadata["transient"] == {"remove_source": True} and slides.cells[3].outputs  # printed only
+    assert build.without_asserts("for a in b:\n    assert a\nassert (\n    c\n)\nd = 1") == "d = 1"
+    assert build.without_asserts("for a in b:\n    c = a\n    assert c\n    if c:\n        assert a") == "for a in b:\n    c = a"
+    assert build.without_asserts("def f(a):\n    assert a") == "def f(a):\n    assert a"  # a body of checks stays
+    assert build.without_asserts("assert (") == "assert ("  # not Python: shown as it is
 
 
 def test_a_lecture_that_raises_stops_the_build_naming_the_lecture_and_the_cell(tmp_path, monkeypatch):

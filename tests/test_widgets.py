@@ -201,8 +201,12 @@ def test_a_static_panel_draws_its_figure_at_the_defaults_and_names_its_controls(
     assert panel.runs == 1 and panel.result == {"value": pytest.approx(9.0)}
     assert len(shown) == 1 and not isinstance(shown[0], ipywidgets.Widget)
     sentence = shown[0].data
-    assert "controls for x, scale, mode make this figure interactive" in sentence
-    assert "(x = 3, scale = 1, mode = plain)" in sentence
+    assert "controls for x, scale and mode make the figure below interactive" in sentence
+    assert "(x = 3, scale = 1 and mode = plain)" in sentence
+    one = ExperimentPanel(square_experiment, x=[1, 2, 3])
+    shown.clear()
+    one._ipython_display_()
+    assert "controls for x make the figure below" in shown[0].data and "(x = 3)" in shown[0].data
     monkeypatch.setenv("COURSE_STATIC_PANELS", "0")
     shown.clear()
     panel = make_panel()
@@ -216,6 +220,7 @@ def test_a_static_panel_raises_what_its_experiment_raises(monkeypatch):
 
     monkeypatch.setenv("COURSE_STATIC_PANELS", "1")
     panel = ExperimentPanel(broken, x=[1, 2])
+    monkeypatch.setattr("course_lib.widgets.display", lambda shown: None)
     with pytest.raises(RuntimeError, match="no figure"):
         panel._ipython_display_()
     assert panel.result is None and panel.runs == 0
