@@ -187,10 +187,10 @@ def without_asserts(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return source
-    dropped = {line for node in tree.body if _only_checks(node) for line in range(node.lineno, node.end_lineno + 1)}
-    for node in tree.body:
-        if not _only_checks(node) and hasattr(node, "body") and isinstance(node.body, list):
-            dropped |= _check_lines(node.body)
+    if all(_only_checks(node) for node in tree.body):  # a cell of checks shows no code at all
+        dropped = {line for node in tree.body for line in range(node.lineno, node.end_lineno + 1)}
+    else:
+        dropped = _check_lines(tree.body)
     return "\n".join(line for number, line in enumerate(source.splitlines(), start=1) if number not in dropped).strip()
 
 
